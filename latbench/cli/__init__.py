@@ -37,11 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
     for ep in sorted(entry_points(group="eagle.commands"), key=lambda e: e.name):
         try:
             register = ep.load()
-        except ImportError as exc:  # a role's extra is not installed: leave its command out
-            sub.add_parser(ep.name, help=f"(unavailable: {exc.name or exc} is not installed)")
+        except ImportError as exc:  # a role's extra is not installed: say so when the command is used
+            reason = f"unavailable: {exc.name or exc} is not installed in this environment"
+            stub = sub.add_parser(ep.name, help=f"({reason})", description=reason)
+            stub.set_defaults(func=_unavailable(ep.name, reason))
             continue
         register(sub)
     return parser
+
+
+def _unavailable(name: str, reason: str) -> Callable[[argparse.Namespace], int]:
+    def run(_: argparse.Namespace) -> int:
+        raise CLIError(f"'{name}' is {reason} (install the extra that provides it, e.g. pip install 'eagle-latbench[all]')")
+
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
