@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _unavailable(name: str, reason: str) -> Callable[[argparse.Namespace], int]:
     def run(_: argparse.Namespace) -> int:
-        raise CLIError(f"'{name}' is {reason} (install the extra that provides it, e.g. pip install 'eagle-latbench[all]')")
+        raise CLIError(f"'{name}' is {reason} (install the extra that provides it: pip install 'eagle-latbench[all]')")
 
     return run
 
