@@ -34,9 +34,7 @@ def check_options(runtime: str, precision: str) -> None:
     if precision not in PRECISIONS:
         raise MeasureError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if runtime == "tf" and precision != "fp32":
-        raise MeasureError(
-            f"the tf runtime runs the Keras model in fp32 only; use --runtime litert for {precision}"
-        )
+        raise MeasureError(f"the tf runtime runs the Keras model in fp32 only; use --runtime litert for {precision}")
 
 
 def valid_cell(arch: Arch) -> CellGraph:
@@ -70,9 +68,7 @@ def convert_model(model: Any, precision: str) -> tuple[bytes, float]:
     return data, time.perf_counter() - start
 
 
-def make_runner(
-    runtime: str, model: Any = None, tflite: bytes | None = None, num_threads: int | None = None
-) -> Runner:
+def make_runner(runtime: str, model: Any = None, tflite: bytes | None = None, num_threads: int | None = None) -> Runner:
     if runtime == "tf":
         return tf_runner(model, batch_size=BATCH)
     if runtime == "litert":

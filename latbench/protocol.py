@@ -146,9 +146,7 @@ def _validated(raw_ms: Sequence[float] | np.ndarray) -> np.ndarray:
         raise ValueError(f"raw_ms[{bad[0]}] is not finite ({arr[bad[0]]}); {bad.size} non-finite timing(s)")
     negative = np.flatnonzero(arr < 0)
     if negative.size:
-        raise ValueError(
-            f"raw_ms[{negative[0]}] is negative ({arr[negative[0]]}); {negative.size} negative timing(s)"
-        )
+        raise ValueError(f"raw_ms[{negative[0]}] is negative ({arr[negative[0]]}); {negative.size} negative timing(s)")
     return arr
 
 

@@ -53,8 +53,7 @@ def _interpreter_class() -> Any:
             from tflite_runtime.interpreter import Interpreter
         except ImportError as exc:
             raise ImportError(
-                "no LiteRT interpreter: install ai-edge-litert (pip install 'eagle-latbench[models]') "
-                "or tflite-runtime"
+                "no LiteRT interpreter: install ai-edge-litert (pip install 'eagle-latbench[models]') or tflite-runtime"
             ) from exc
     return Interpreter
 

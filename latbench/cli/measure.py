@@ -16,17 +16,11 @@ from latbench.protocol import DEFAULT_RUNS, DEFAULT_WARMUP, ProtocolParams
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("measure", help="build one NB201 model here and time it (paper protocol)")
     parser.add_argument("arch", help="NB201 index (0..15624), arch string, or op:<6-digit op code>")
-    parser.add_argument(
-        "--runtime", choices=RUNTIMES, required=True, help="tf (Keras via tf.function) or litert"
-    )
+    parser.add_argument("--runtime", choices=RUNTIMES, required=True, help="tf (Keras via tf.function) or litert")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="litert model precision")
     parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help=f"timed runs (default {DEFAULT_RUNS})")
-    parser.add_argument(
-        "--warmup", type=int, default=DEFAULT_WARMUP, help=f"untimed runs first ({DEFAULT_WARMUP})"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="litert interpreter threads (runtime default)"
-    )
+    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help=f"untimed runs first ({DEFAULT_WARMUP})")
+    parser.add_argument("--threads", type=int, default=None, help="litert interpreter threads (runtime default)")
     parser.add_argument("--seed", type=int, default=0, help="weights and inputs seed (default 0)")
     parser.add_argument("--raw", action="store_true", help="include the raw timings in the output")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -72,9 +72,7 @@ def test_runtime_versions_names_every_runtime() -> None:
         (["measure", "0", "--runtime", "litert", "--threads", "0", "--json"], "--threads"),
     ],
 )
-def test_cli_user_errors_are_one_json_error(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture
-) -> None:
+def test_cli_user_errors_are_one_json_error(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
     assert main(argv) == 2
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
@@ -94,9 +92,7 @@ def tiny_model():
 
     keras.backend.clear_session()
     inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Conv2D(4, 3, padding="same", kernel_initializer=keras.initializers.HeNormal(seed=1))(
-        inputs
-    )
+    x = keras.layers.Conv2D(4, 3, padding="same", kernel_initializer=keras.initializers.HeNormal(seed=1))(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(10, kernel_initializer=keras.initializers.HeNormal(seed=2))(x)
     yield keras.Model(inputs, outputs)
