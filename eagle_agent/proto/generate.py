@@ -11,7 +11,9 @@ the package.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
+import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
@@ -40,16 +42,18 @@ def generated_files(root: Path) -> list[Path]:
 
 def generate(out_root: Path = PACKAGE_DIR, proto_root: Path = PROTO_ROOT) -> list[Path]:
     """Run protoc (from grpcio-tools) on the protos; return the files written under ``out_root``."""
-    try:
-        from grpc_tools import protoc
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise GenerateError("grpcio-tools is not installed (pip install 'eagle-latbench[dev]')") from exc
+    if importlib.util.find_spec("grpc_tools") is None:
+        raise GenerateError("grpcio-tools is not installed (pip install 'eagle-latbench[dev]')")
     if not proto_root.is_dir():
         raise GenerateError(f"proto sources not found at {proto_root} (run from a source checkout)")
     well_known = str(resources.files("grpc_tools") / "_proto")
     for proto in PROTO_FILES:
         (out_root / Path(proto).parent).mkdir(parents=True, exist_ok=True)
+        # protoc runs in its own process: its bundled protobuf clashes with TensorFlow's when both are
+        # loaded in one process (a segfault), e.g. in a test session that built a model first.
         args = [
+            sys.executable,
+            "-m",
             "grpc_tools.protoc",
             f"-I{proto_root}",
             f"-I{well_known}",
@@ -58,8 +62,9 @@ def generate(out_root: Path = PACKAGE_DIR, proto_root: Path = PROTO_ROOT) -> lis
             f"--grpc_python_out={out_root}",
             proto,
         ]
-        if protoc.main(args) != 0:
-            raise GenerateError(f"protoc failed on {proto}")
+        done = subprocess.run(args, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise GenerateError(f"protoc failed on {proto}: {done.stderr.strip() or done.stdout.strip()}")
     files = generated_files(out_root)
     for path in files:
         if path.name.endswith("_pb2_grpc.py"):

@@ -259,3 +259,38 @@ def test_two_agents_cannot_share_a_workdir(token: str, server: GrpcServer, tmp_p
 
     with WorkdirLock(tmp_path), pytest.raises(ConfigError, match="in use by agent pid"):
         WorkdirLock(tmp_path).__enter__()
+
+
+def test_sigterm_while_idle_exits_at_once(
+    factory: sessionmaker[Session], token: str, server: GrpcServer, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "agent"
+    proc = agent_process(server.port, token, workdir, "--device", DEVICE, "--backend", "debug")
+    try:
+        wait_for(lambda: "registered with" in log_of(workdir), 60, "the agent to register")
+        time.sleep(0.3)  # inside a long poll now
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log_of(workdir)
+        assert time.monotonic() - t0 < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_second_stop_request_abandons_the_running_job(
+    factory: sessionmaker[Session], token: str, server: GrpcServer, tmp_path: Path
+) -> None:
+    submit(factory, [4])
+    loop = make_loop(server.port, token, tmp_path / "agent", backend_options={"hang_archs": [4]}, job_timeout_s=120)
+    thread, codes = run_in_thread(loop)
+    wait_for(lambda: jobs(factory)[0].state == "leased", 60, "the job to be leased")
+    time.sleep(0.5)
+    loop.request_stop()
+    thread.join(1.5)
+    assert thread.is_alive()  # the first request waits for the job
+    loop.request_stop()
+    thread.join(15)
+    assert not thread.is_alive() and codes == [EXIT_OK]
+    assert loop.stats.abandoned == 1 and not loop.outbox.pending()
+    assert jobs(factory)[0].state == "leased"  # handed back by letting the lease lapse

@@ -37,3 +37,15 @@ def test_error_classes_and_outcomes_match_the_agent_and_the_store() -> None:
     assert names == [e.value for e in ErrorClass] == list(ERROR_CLASSES)
     outcomes = [n.removeprefix("REPORT_OUTCOME_").lower() for n in pb.ReportOutcome.keys()[1:]]
     assert outcomes == [o.value for o in ReportOutcome]
+
+
+def test_generation_errors_are_explained(tmp_path: Path) -> None:
+    import pytest
+
+    with pytest.raises(generate.GenerateError, match="proto sources not found"):
+        generate.generate(tmp_path / "out", proto_root=tmp_path / "nowhere")
+    broken = tmp_path / "protos" / "eagle" / "v1"
+    broken.mkdir(parents=True)
+    (broken / "agent.proto").write_text('syntax = "proto3";\nmessage {\n')
+    with pytest.raises(generate.GenerateError, match=r"protoc failed on eagle/v1/agent\.proto: .*agent\.proto:2"):
+        generate.generate(tmp_path / "out", proto_root=tmp_path / "protos")

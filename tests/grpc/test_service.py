@@ -147,15 +147,30 @@ def test_long_poll_is_capped_by_max_wait(raw: RawAgent, server: GrpcServer) -> N
     assert time.monotonic() - t0 < server.service.settings.max_wait_s + 1.5
 
 
-def test_long_poll_wakes_up_for_a_job_queued_meanwhile(factory: sessionmaker[Session], raw: RawAgent) -> None:
-    timer = threading.Timer(0.4, lambda: submit(factory, [11]))
-    timer.start()
-    t0 = time.monotonic()
-    reply = raw.lease(wait_s=1.9)
-    elapsed = time.monotonic() - t0
-    timer.join()
-    assert reply.job.arch_index == 11
-    assert 0.35 < elapsed < 1.8
+def test_long_poll_wakes_up_for_a_job_queued_meanwhile(factory: sessionmaker[Session], token: str) -> None:
+    settings = AgentServiceSettings(lease_s=5, heartbeat_s=1, max_wait_s=20, poll_s=0.05)
+    server = start_server(factory, settings=settings)
+    agent = RawAgent(server.port, token)
+    agent.register()
+    queued_at: list[float] = []
+
+    def queue_one() -> None:
+        submit(factory, [11])
+        queued_at.append(time.monotonic())
+
+    timer = threading.Timer(0.4, queue_one)
+    try:
+        t0 = time.monotonic()
+        timer.start()
+        reply = agent.lease(wait_s=20)
+        answered = time.monotonic()
+        timer.join()
+        assert reply.job.arch_index == 11
+        assert answered - t0 > 0.35  # it waited for the job...
+        assert answered - queued_at[0] < 3.0  # ...and answered soon after it was queued, not at the end
+    finally:
+        agent.close()
+        server.stop(0)
 
 
 # -- heartbeats and reports --------------------------------------------------------------------------
