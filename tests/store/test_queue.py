@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from latbench.store import queue
@@ -282,3 +282,13 @@ def test_progress_eta(session: Session, device: str, agent: str, token: str) -> 
     assert progress["active_agents"] == 2
     assert progress["eta_s"] == pytest.approx(10.0 * 4 / 2)
     assert progress["done_fraction"] == pytest.approx(2 / 6)
+
+
+def test_requeue_expired_sweeps_campaigns_left_open(session: Session, device: str, agent: str) -> None:
+    campaign = queue.submit_campaign(session, device, SINGLES[:2])
+    # A crash between a job's commit and the campaign check leaves a campaign open with no open job.
+    session.execute(update(Job).where(Job.campaign_id == campaign.id).values(state="done"))
+    session.commit()
+    assert queue.campaign_progress(session, campaign.id)["state"] == "queued"
+    assert queue.requeue_expired(session) == 0
+    assert queue.campaign_progress(session, campaign.id)["state"] == "done"
