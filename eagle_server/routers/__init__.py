@@ -1,0 +1,1 @@
+"""One router per REST resource, all mounted under ``/v1`` by :func:`eagle_server.app.create_app`."""
