@@ -225,3 +225,41 @@ def test_client_reads_the_key_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert client.base_url == "http://127.0.0.1:1"
     assert client._write_headers() == {"X-API-Key": "from-env"}
     client.close()
+
+
+def test_server_starts_on_either_backend_and_imports_latbench_once(db_url: str, tmp_path: Path) -> None:
+    settings = Settings(
+        db_url=db_url, workdir=str(tmp_path), http_port=0, grpc_address="127.0.0.1:0", api_key="k",
+        import_latbench_on_start=True,
+    )
+    first = EagleServer(settings)
+    first.start()
+    try:
+        assert first.imported is not None and first.imported["devices"] == 13
+        with EagleClient(first.rest_url) as client:
+            health = client.health()
+            devices = client.devices()
+        assert health["db_backend"] == ("sqlite" if db_url.startswith("sqlite") else "postgresql")
+        assert len(devices) == 13 and all(d["measurements"] > 15_000 for d in devices)
+    finally:
+        first.stop()
+    second = EagleServer(settings)  # a restart: the store is not empty any more
+    second.start()
+    try:
+        assert second.imported is None
+    finally:
+        second.stop()
+
+
+def test_serve_refuses_bad_settings_and_busy_ports(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["serve", "--grpc", "no-port", "--workdir", str(tmp_path)]) == 2
+    assert "grpc_address must be HOST:PORT" in capsys.readouterr().err
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code = main(["serve", "--port", str(port), "--grpc", "127.0.0.1:0", "--workdir", str(tmp_path), "--no-import"])
+    assert code == 2
+    assert f"cannot listen for REST on 127.0.0.1:{port}" in capsys.readouterr().err
