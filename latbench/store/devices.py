@@ -8,12 +8,12 @@ device of ``eagle serve --local-agent``) is the one name without that shape.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from latbench.data import DeviceInfo, load_latency
 from latbench.store.models import Device
 
 DEVICE_NAME_RE = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
@@ -98,42 +98,6 @@ def ensure_device(
 
 
 # -- the LatBench 2020 devices ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LatBenchDevice:
-    name: str
-    hardware: str
-    in_paper: bool
-
-    @property
-    def column(self) -> str:
-        return f"{self.name}_ms"
-
-    @property
-    def device_class(self) -> str:
-        return describe_name(self.name)[0]
-
-    @property
-    def precision(self) -> str:
-        return describe_name(self.name)[1]
-
-    @property
-    def runs_default(self) -> int:
-        return default_runs(self.device_class)
-
-
-# Hardware as data/SOURCES.md describes each shipped column; in_paper marks the paper's six devices.
-LATBENCH_2020_DEVICES: tuple[LatBenchDevice, ...] = (
-    LatBenchDevice("desktop_cpu_core_i7_7820x_fp32", "Intel Core i7-7820X", True),
-    LatBenchDevice("desktop_gpu_gtx_1080ti_fp32", "NVIDIA GTX 1080 Ti", True),
-    LatBenchDevice("embedded_gpu_jetson_nano_fp16", "NVIDIA Jetson Nano", False),
-    LatBenchDevice("embedded_gpu_jetson_nano_fp32", "NVIDIA Jetson Nano", True),
-    LatBenchDevice("embedded_tpu_edgetpu_int8", "Google Edge TPU", True),
-    LatBenchDevice("mobile_cpu_snapdragon_450_cortex_a53_int8", "Snapdragon 450 Cortex-A53 CPU", False),
-    LatBenchDevice("mobile_cpu_snapdragon_675_kryo_460_int8", "Snapdragon 675 Kryo 460 CPU", False),
-    LatBenchDevice("mobile_cpu_snapdragon_855_kryo_485_int8", "Snapdragon 855 Kryo 485 CPU", False),
-    LatBenchDevice("mobile_dsp_snapdragon_675_hexagon_685_int8", "Snapdragon 675 Hexagon 685 DSP", False),
-    LatBenchDevice("mobile_dsp_snapdragon_855_hexagon_690_int8", "Snapdragon 855 Hexagon 690 DSP", True),
-    LatBenchDevice("mobile_gpu_snapdragon_450_adreno_506_int8", "Snapdragon 450 Adreno 506 GPU", False),
-    LatBenchDevice("mobile_gpu_snapdragon_675_adreno_612_int8", "Snapdragon 675 Adreno 612 GPU", True),
-    LatBenchDevice("mobile_gpu_snapdragon_855_adreno_640_int8", "Snapdragon 855 Adreno 640 GPU", False),
-)
+def latbench_2020_devices() -> list[DeviceInfo]:
+    """The 13 shipped LatBench devices, with the hardware facts of ``latbench.data`` (one source of truth)."""
+    return load_latency().devices()

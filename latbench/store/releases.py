@@ -48,9 +48,9 @@ from latbench.store.archs import architecture_rows, ensure_architectures
 from latbench.store.db import begin_write
 from latbench.store.devices import (
     DEVICE_NAME_RE,
-    LATBENCH_2020_DEVICES,
     check_device_name,
     ensure_device,
+    latbench_2020_devices,
 )
 from latbench.store.models import Campaign, Device, Measurement, Release, utcnow
 
@@ -247,7 +247,7 @@ def import_latbench_2020(session: Session) -> dict[str, Any]:
     "LatBench 2020". Idempotent: cells already imported with that provenance are skipped."""
     started = time.perf_counter()
     parsed = parse_release_csv(io.StringIO(_shipped_csv_text()))
-    facts = {d.name: d for d in LATBENCH_2020_DEVICES}
+    facts = {d.name: d for d in latbench_2020_devices()}
     unknown = [name for name in parsed.devices if name not in facts]
     if unknown:  # the shipped file and the table above must agree
         raise RuntimeError(f"{SHIPPED_CSV}: no device facts for {', '.join(unknown)}")

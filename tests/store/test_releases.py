@@ -69,7 +69,7 @@ def test_latbench_2020_in_and_out(session: Session) -> None:
     assert per_device == expected
     assert expected["desktop_cpu_core_i7_7820x_fp32"] == 15_284
     gpu = session.scalar(select(Device).where(Device.name == "desktop_gpu_gtx_1080ti_fp32"))
-    assert gpu is not None and gpu.hardware == "NVIDIA GTX 1080 Ti" and gpu.device_class == "desktop_gpu"
+    assert gpu is not None and gpu.hardware == "NVIDIA GeForce GTX 1080 Ti" and gpu.device_class == "desktop_gpu"
     assert gpu.precision == "fp32" and gpu.host == {"source": "LatBench 2020", "in_paper": True, "runs": 1000}
     assert import_latbench_2020(session)["inserted"] == 0  # idempotent
     assert _measurements(session) == 198_559
