@@ -243,11 +243,25 @@ _BUILTIN: dict[str, str] = {
     "cpu_tf": "eagle_agent.backends.cpu_tf:CpuTfBackend",
     "cpu_litert": "eagle_agent.backends.cpu_litert:CpuLiteRTBackend",
     "debug": "eagle_agent.backends.debug:DebugBackend",
+    "gpu_tf": "eagle_agent.backends.gpu_tf:GpuTfBackend",
+    "torch_gpu": "eagle_agent.backends.torch_gpu:TorchGpuBackend",
+    "jetson_trt": "eagle_agent.backends.jetson:JetsonTrtBackend",
+    "jetson_tftrt": "eagle_agent.backends.jetson:JetsonTfTrtBackend",
+    "edgetpu": "eagle_agent.backends.edgetpu:EdgeTpuBackend",
+    "snpe": "eagle_agent.backends.snpe:SnpeBackend",
 }
 _REGISTRY: dict[str, str | type[Backend]] = dict(_BUILTIN)
 
 # The backend an agent uses for ``--runtime X`` when no backend is named.
-RUNTIME_DEFAULT_BACKEND: dict[str, str] = {"tf": "cpu_tf", "litert": "cpu_litert"}
+RUNTIME_DEFAULT_BACKEND: dict[str, str] = {
+    "tf": "cpu_tf",
+    "litert": "cpu_litert",
+    "torch": "torch_gpu",
+    "tensorrt": "jetson_trt",
+    "tftrt": "jetson_tftrt",
+    "edgetpu": "edgetpu",
+    "snpe": "snpe",
+}
 
 
 class UnknownBackendError(LookupError):

@@ -1,0 +1,1 @@
+"""Fake device tools for the hardware-backend tests (see README.md beside this file)."""
