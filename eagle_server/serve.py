@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from eagle_server.app import create_app, database_url
 from eagle_server.client import api_key_path, read_api_key_file
 from eagle_server.grpc_service import AgentServiceSettings, GrpcServer, serve_grpc
+from eagle_server.oneshot import MeasureRequest, run_campaign
 from eagle_server.settings import Settings
 from latbench import __version__
 from latbench.store.db import make_engine, session_factory, upgrade
@@ -175,6 +176,7 @@ class EagleServer:
     grpc_target: str = ""
     imported: dict[str, Any] | None = None
     engine: Engine | None = None
+    factory: sessionmaker[Session] | None = None
     grpc: GrpcServer | None = None
     agent: subprocess.Popen[bytes] | None = None
     _uvicorn: uvicorn.Server | None = None
@@ -185,6 +187,7 @@ class EagleServer:
         s = self.settings
         url = database_url(s)
         self.engine, factory, self.imported = prepare_store(url, s.import_latbench_on_start)
+        self.factory = factory
         self.api_key, self.api_key_source = resolve_api_key(s)
         settings = Settings(**{**s.model_dump(), "api_key": self.api_key})
         sock = bind_socket(s.http_host, s.http_port)
@@ -277,8 +280,12 @@ def run(
     local_agent: bool = False,
     agent_runtime: str = "litert",
     log_level: str = "warning",
+    measure: MeasureRequest | None = None,
 ) -> int:
-    """Serve until SIGINT or SIGTERM; returns the exit code."""
+    """Serve until SIGINT or SIGTERM; returns the exit code.
+
+    With ``measure``, serve only until that campaign on the local agent is finished (see oneshot.py).
+    """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     signals = {"count": 0}
@@ -294,6 +301,9 @@ def run(
     try:
         server.start()
         print(server.banner(), flush=True)
+        if measure is not None:
+            assert server.factory is not None
+            return run_campaign(server.factory, LOCAL_DEVICE, measure, agent_runtime, stop, sys.stdout)
         while not stop.wait(0.5):
             server.check_children()
             if not server.rest_alive:

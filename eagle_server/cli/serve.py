@@ -29,6 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-import", action="store_true", help="do not load the shipped LatBench 2020 release into an empty store"
     )
+    parser.add_argument(
+        "--measure",
+        metavar="SPEC",
+        help="one-shot: measure these models on the local agent, print the latencies and exit "
+        "(implies --local-agent); SPEC is 'random:N' or indices '0,17,42'",
+    )
+    parser.add_argument("--runs", type=int, default=200, help="timed runs per model for --measure (default 200)")
+    parser.add_argument("--export", metavar="FILE", help="with --measure: write the local device's LatBench CSV")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
     parser.set_defaults(func=run_serve)
 
@@ -59,7 +67,28 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise CLIError(f"bad setting: {problems}") from None
+    measure = None
+    if args.measure is not None:
+        from pathlib import Path
+
+        from eagle_server.oneshot import MeasureRequest, parse_measure_spec
+
+        if args.runs < 1:
+            raise CLIError(f"--runs must be at least 1, got {args.runs}")
+        try:
+            indices = parse_measure_spec(args.measure)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+        measure = MeasureRequest(indices, runs=args.runs, export=Path(args.export) if args.export else None)
+    elif args.export:
+        raise CLIError("--export goes with --measure")
     try:
-        return run(settings, local_agent=args.local_agent, agent_runtime=args.agent_runtime, log_level=args.log_level)
+        return run(
+            settings,
+            local_agent=args.local_agent or measure is not None,
+            agent_runtime=args.agent_runtime,
+            log_level=args.log_level,
+            measure=measure,
+        )
     except ServeError as exc:
         raise CLIError(str(exc)) from None
