@@ -139,7 +139,7 @@ def _resolve_loader(spec: str) -> Callable[[str], Any]:
         raise ValueError(f"cannot load delegate_loader {spec!r}: {exc}") from exc
     if not callable(loader):
         raise ValueError(f"delegate_loader {spec!r} is not callable")
-    return loader  # type: ignore[no-any-return]
+    return loader
 
 
 class DelegatedRunner(LiteRTRunner):

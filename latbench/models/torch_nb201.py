@@ -104,7 +104,9 @@ def load_keras_weights(net: torch.nn.Module, keras_model: Any) -> int:
     import numpy as np
     import torch
 
-    layers = net.layers  # type: ignore[attr-defined]
+    layers: Any = getattr(net, "layers", None)
+    if not isinstance(layers, torch.nn.ModuleDict):
+        raise ValueError("net is not a network from build_nb201_torch (no layers table)")
     keras_layers = {layer.name: layer for layer in keras_model.layers if layer.weights}
     if set(keras_layers) != set(layers.keys()):
         only_keras = sorted(set(keras_layers) - set(layers.keys()))[:5]
@@ -124,6 +126,7 @@ def load_keras_weights(net: torch.nn.Module, keras_model: Any) -> int:
                 gamma, beta, mean, var = values  # Keras order: gamma, beta, moving_mean, moving_variance
                 module.weight.copy_(torch.from_numpy(gamma))
                 module.bias.copy_(torch.from_numpy(beta))
+                assert module.running_mean is not None and module.running_var is not None
                 module.running_mean.copy_(torch.from_numpy(mean))
                 module.running_var.copy_(torch.from_numpy(var))
             else:
@@ -194,7 +197,7 @@ def _nb201_module(
 
         # -- forward --------------------------------------------------------------------------
         def _rcb(self, x: torch.Tensor, name: str) -> torch.Tensor:
-            conv = self.layers[f"{name}_conv"]
+            conv: Any = self.layers[f"{name}_conv"]
             x = F.relu(x)
             if conv.stride[0] == 2 and self._tf_padding:
                 x = F.pad(x, (0, 1, 0, 1))  # TensorFlow SAME for 3x3/2 on an even size
