@@ -235,7 +235,8 @@ class JetsonTrtBackend(Backend):
         remote = prepared.info["remote"]
         result = self.shell.run(
             self.trtexec_command(remote, prepared.job.precision, params),
-            timeout_s=self.trtexec_timeout_s,
+            timeout_s=self.trtexec_timeout_s + min(30.0, self.trtexec_timeout_s),  # backstop for ssh itself
+            device_timeout_s=self.trtexec_timeout_s,  # trtexec is killed on the board, not only the ssh client
             error_class=ErrorClass.RUNTIME,
             what="trtexec",
             classify=TRTEXEC_FAILURES,

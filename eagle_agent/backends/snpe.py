@@ -361,7 +361,8 @@ class SnpeBackend(Backend):
         adb = self.adb()
         adb.shell(
             self.net_run_command(remote, prepared.artifact, prepared.job.precision),
-            timeout_s=self.run_timeout_s,
+            timeout_s=self.run_timeout_s + min(30.0, self.run_timeout_s),  # backstop for adb itself
+            device_timeout_s=self.run_timeout_s,  # snpe-net-run is killed on the phone, not only adb
             error_class=ErrorClass.RUNTIME,
             what="snpe-net-run",
             classify=NET_RUN_FAILURES,

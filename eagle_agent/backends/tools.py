@@ -224,6 +224,43 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
         proc.kill()
 
 
+# -- commands on a device ---------------------------------------------------------------------------------
+def with_device_timeout(command: str, seconds: float) -> str:
+    """``command`` run under ``timeout -s KILL`` on the device when it has one (GNU coreutils, Android's
+    toybox): killing the local ``ssh`` / ``adb`` client does not stop what it started on the device."""
+    limit = max(1, int(seconds + 0.999))
+    quoted = shlex.quote(command)
+    return (
+        f"if command -v timeout >/dev/null 2>&1; then timeout -s KILL {limit} sh -c {quoted}; else sh -c {quoted}; fi"
+    )
+
+
+def finish_command(
+    result: ToolResult,
+    *,
+    step: str,
+    where: str,
+    error_class: ErrorClass,
+    classify: Classifier | None,
+    check: bool,
+    device_timeout_s: float | None,
+) -> ToolResult:
+    """Turn a finished device command into a result or a classified failure: a command the device's
+    ``timeout`` killed (status 124 or 137 once its time is up) is ``timeout``; 137 earlier is a kill
+    by someone else (the out-of-memory killer, say) and stays a failure of the step's class."""
+    rc = result.returncode
+    if device_timeout_s is not None and rc in (124, 137) and result.elapsed_s >= 0.9 * device_timeout_s:
+        raise BackendError(
+            ErrorClass.TIMEOUT,
+            f"{step} ran past {device_timeout_s:g} s on {where} and was killed there; last output: "
+            f"{tail(result.output.strip() or '(no output)', 500)}",
+        )
+    if check and rc != 0:
+        error = classify.classify(result.output, error_class) if classify else error_class
+        raise BackendError(error, f"{step} on {where} failed ({_describe_rc(rc)}): {result.tail()}")
+    return result
+
+
 # -- where commands run: this machine, or a board over SSH ----------------------------------------------
 class Shell:
     """Run shell commands and move files on a target (this machine or a remote one)."""
@@ -239,14 +276,27 @@ class Shell:
         what: str = "",
         classify: Classifier | None = None,
         check: bool = True,
+        device_timeout_s: float | None = None,
     ) -> ToolResult:
-        return run_tool(
-            ["/bin/sh", "-c", command],
-            timeout_s=timeout_s,
+        """Run ``command`` with /bin/sh on the target. ``device_timeout_s`` also limits it on the target
+        (give ``timeout_s`` some slack beyond it: that one is the local backstop)."""
+        if device_timeout_s is not None:
+            command = with_device_timeout(command, device_timeout_s)
+        result = self._execute(command, timeout_s, what)
+        step = what or command.split()[0]
+        return finish_command(
+            result,
+            step=step,
+            where=self.description,
             error_class=error_class,
-            what=what,
             classify=classify,
             check=check,
+            device_timeout_s=device_timeout_s,
+        )
+
+    def _execute(self, command: str, timeout_s: float, what: str) -> ToolResult:
+        return run_tool(
+            ["/bin/sh", "-c", command], timeout_s=timeout_s, error_class=ErrorClass.RUNTIME, what=what, check=False
         )
 
     def push(self, local: Path, remote: str, *, timeout_s: float) -> None:
@@ -324,30 +374,12 @@ class SshShell(Shell):
     def ssh_argv(self, command: str) -> list[str]:
         return [self.ssh, *self._options("-p"), self.destination, command]
 
-    def run(
-        self,
-        command: str,
-        *,
-        timeout_s: float,
-        error_class: ErrorClass,
-        what: str = "",
-        classify: Classifier | None = None,
-        check: bool = True,
-    ) -> ToolResult:
+    def _execute(self, command: str, timeout_s: float, what: str) -> ToolResult:
         result = run_tool(
-            self.ssh_argv(command),
-            timeout_s=timeout_s,
-            error_class=error_class,
-            what=what,
-            classify=classify,
-            check=False,
+            self.ssh_argv(command), timeout_s=timeout_s, error_class=ErrorClass.RUNTIME, what=what, check=False
         )
         if result.returncode == 255:
             raise BackendError(ErrorClass.RUNTIME, f"ssh to {self.destination} failed: {result.tail()}")
-        if check and result.returncode != 0:
-            error = classify.classify(result.output, error_class) if classify else error_class
-            step = f"{what} on {self.destination}" if what else f"{command.split()[0]} on {self.destination}"
-            raise BackendError(error, f"{step} failed ({_describe_rc(result.returncode)}): {result.tail()}")
         return result
 
     def push(self, local: Path, remote: str, *, timeout_s: float) -> None:
@@ -440,8 +472,12 @@ class Adb:
         what: str = "",
         classify: Classifier | None = None,
         check: bool = True,
+        device_timeout_s: float | None = None,
     ) -> ToolResult:
-        """Run ``command`` in ``adb shell``; its exit status is the remote command's."""
+        """Run ``command`` in ``adb shell``; its exit status is the remote command's. ``device_timeout_s``
+        also limits it on the phone (``timeout_s`` is the local backstop)."""
+        if device_timeout_s is not None:
+            command = with_device_timeout(command, device_timeout_s)
         result = run_tool(
             self._argv("shell", f"( {command} ); echo {_ADB_RC}$?"),
             timeout_s=timeout_s,
@@ -456,14 +492,18 @@ class Adb:
         match = re.search(rf"{_ADB_RC}(\d+)\s*$", result.stdout)
         if match is None:
             raise BackendError(ErrorClass.RUNTIME, f"adb shell gave no exit status (connection lost?): {result.tail()}")
-        stdout = result.stdout[: match.start()]
-        out = ToolResult(result.argv, int(match.group(1)), stdout, result.stderr, result.elapsed_s)
-        if check and out.returncode != 0:
-            error = classify.classify(out.output, error_class) if classify else error_class
-            raise BackendError(
-                error, f"{what or 'adb shell'} on the device failed ({_describe_rc(out.returncode)}): {out.tail()}"
-            )
-        return out
+        out = ToolResult(
+            result.argv, int(match.group(1)), result.stdout[: match.start()], result.stderr, result.elapsed_s
+        )
+        return finish_command(
+            out,
+            step=what or "adb shell",
+            where=f"the device {self.serial}".rstrip(),
+            error_class=error_class,
+            classify=classify,
+            check=check,
+            device_timeout_s=device_timeout_s,
+        )
 
     def push(self, local: Path, remote: str, *, timeout_s: float | None = None) -> None:
         run_tool(

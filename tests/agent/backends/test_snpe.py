@@ -163,7 +163,7 @@ def test_onnx_converter(tools: FakeTools, phone: Path, workdir: Path) -> None:
         ("snpe-tflite-to-dlc", "crash", ErrorClass.CONVERT, "killed by signal SIGSEGV"),
         ("snpe-net-run", "fail", ErrorClass.UNSUPPORTED, "unsupported layer on GPU"),
         ("snpe-net-run", "crash", ErrorClass.RUNTIME, "killed by signal SIGSEGV"),
-        ("snpe-net-run", "hang", ErrorClass.TIMEOUT, "did not finish within 3 s"),
+        ("snpe-net-run", "hang", ErrorClass.TIMEOUT, "snpe-net-run ran past 3 s on the device R58M12ABCDE"),
         ("snpe-diagview", "garbage", ErrorClass.RUNTIME, "no Total Inference Time rows"),
         ("adb", "offline", ErrorClass.RUNTIME, "adb: device offline"),
     ],

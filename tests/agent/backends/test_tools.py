@@ -229,3 +229,42 @@ def test_nvidia_gpus(tools: FakeTools, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EAGLE_FAKE_GPUS", "")
     with pytest.raises(BackendError, match="exit code 6"):
         nvidia_gpus()
+
+
+# -- limits enforced on the device ------------------------------------------------------------------------
+def test_device_timeout_kills_the_command_on_the_device(
+    tools: FakeTools, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("EAGLE_FAKE_SSH_HOSTS", "nano.lab")
+    marker = tmp_path / "finished"
+    for shell in (Shell(), SshShell(host="nano.lab")):
+        t0 = time.monotonic()
+        with pytest.raises(BackendError) as exc:
+            shell.run(
+                f"echo started; sleep 30; touch {marker}",
+                timeout_s=20,
+                device_timeout_s=1,
+                error_class=ErrorClass.RUNTIME,
+                what="trtexec",
+            )
+        assert time.monotonic() - t0 < 10  # the device's timeout fired, not the 20 s backstop
+        assert exc.value.error_class == ErrorClass.TIMEOUT
+        message = exc.value.message
+        assert message.startswith(f"trtexec ran past 1 s on {shell.description} and was killed there; last output: ")
+        assert "started" in message
+    assert not marker.exists()
+
+
+def test_an_early_kill_on_the_device_is_not_a_timeout() -> None:
+    with pytest.raises(BackendError) as exc:
+        Shell().run("kill -9 $$", timeout_s=20, device_timeout_s=10, error_class=ErrorClass.RUNTIME, what="trtexec")
+    assert exc.value.error_class == ErrorClass.RUNTIME and "killed by signal SIGKILL" in exc.value.message
+
+
+def test_adb_device_timeout(tools: FakeTools, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EAGLE_FAKE_ADB_DEVICES", "PHONE1:device")
+    with pytest.raises(BackendError) as exc:
+        Adb(str(tools.bin / "adb"), "PHONE1").shell(
+            "sleep 30", timeout_s=20, device_timeout_s=1, error_class=ErrorClass.RUNTIME, what="snpe-net-run"
+        )
+    assert exc.value.error_class == ErrorClass.TIMEOUT and "ran past 1 s on the device PHONE1" in exc.value.message
