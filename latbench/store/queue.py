@@ -34,9 +34,9 @@ import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import distinct, exists, func, insert, select, update
+from sqlalchemy import Table, bindparam, distinct, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from latbench import nb201
@@ -54,7 +54,6 @@ from latbench.store.models import (
     OPEN_JOB_STATES,
     Agent,
     AgentState,
-    Architecture,
     Campaign,
     CampaignState,
     Device,
@@ -93,6 +92,81 @@ LEASE_EXPIRED = "lease_expired"  # error class the queue itself records when an 
 PROVENANCE_EAGLE = "eagle"
 _IDENT_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-.")
 _MAX_ERROR_CHARS = 8000
+# The tables behind the ORM classes, for the Core statements of the lease and report hot path.
+_AGENTS, _DEVICES, _JOBS, _CAMPAIGNS, _MEASUREMENTS = (
+    cast(Table, model.__table__) for model in (Agent, Device, Job, Campaign, Measurement)
+)
+
+
+def _hot_statements() -> dict[str, Any]:
+    """The statements of every lease and report, built once: building a statement and its cache key
+    costs as much CPU as running it (bound values come as parameters named ``p_*``)."""
+    a, d, j, c = _AGENTS.c, _DEVICES.c, _JOBS.c, _CAMPAIGNS.c
+    when = bindparam("p_now", type_=j.leased_at.type)
+    open_job = exists().where(j.campaign_id == c.id, j.state.in_(OPEN_JOB_STATES))
+    unfinished = c.state.in_((CampaignState.QUEUED.value, CampaignState.RUNNING.value))
+    next_id = (
+        select(j.id)
+        .where(
+            j.device_id == bindparam("p_device_id"),
+            j.state == JobState.QUEUED.value,
+            j.requirement.in_(bindparam("p_caps", expanding=True)),
+        )
+        .order_by(j.queue_rank, j.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return {
+        # Mark the agent alive; its device id and name (RETURNING may not name another table on SQLite).
+        "touch_agent": update(_AGENTS)
+        .where(a.id == bindparam("p_agent"))
+        .values(last_heartbeat=when, state=AgentState.ONLINE.value)
+        .returning(a.device_id, select(d.name).where(d.id == a.device_id).correlate(_AGENTS).scalar_subquery()),
+        "any_expired": select(j.id)
+        .where(j.device_id == bindparam("p_device_id"), j.state == JobState.LEASED.value, j.lease_expires_at < when)
+        .limit(1),
+        # Lease the first queued job that fits in one statement (on SQLite the write lock already
+        # serialises leases; FOR UPDATE is not rendered there).
+        "take_job": update(_JOBS)
+        .where(j.id == next_id)
+        .values(
+            state=JobState.LEASED.value,
+            lease_id=bindparam("p_lease_id"),
+            lease_owner=bindparam("p_agent"),
+            leased_at=when,
+            lease_expires_at=bindparam("p_expires", type_=j.lease_expires_at.type),
+            attempts=j.attempts + 1,
+        )
+        .returning(j.id, j.campaign_id, j.arch_index, j.canonical_key, j.attempts, j.max_attempts),
+        "campaign": select(c.runtime, c.precision, c.protocol, c.state).where(c.id == bindparam("p_campaign")),
+        "start_campaign": update(_CAMPAIGNS)
+        .where(c.id == bindparam("p_campaign"), c.state == CampaignState.QUEUED.value)
+        .values(state=CampaignState.RUNNING.value),
+        # Finish the job only if this lease still holds it: the WHERE is the lease check and the row
+        # lock orders concurrent reports (a repeat waits, then finds the job done).
+        "finish_job": update(_JOBS)
+        .where(
+            j.id == bindparam("p_job"),
+            j.state == JobState.LEASED.value,
+            j.lease_id == bindparam("p_lease_id"),
+            j.lease_owner == bindparam("p_agent"),
+            j.lease_expires_at >= when,
+        )
+        .values(state=JobState.DONE.value, finished_at=when, lease_expires_at=None)
+        .returning(j.campaign_id, j.device_id, j.arch_index, j.canonical_key),
+        "job_state": select(j.state, j.lease_id).where(j.id == bindparam("p_job")),
+        "add_measurement": insert(_MEASUREMENTS),
+        "finished_among": select(c.id).where(c.id.in_(bindparam("p_campaigns", expanding=True)), unfinished, ~open_job),
+        "finished_one": select(c.id).where(c.id == bindparam("p_campaign"), unfinished, ~open_job),
+        "finished_all": select(c.id).where(unfinished, ~open_job),
+        "mark_done": update(_CAMPAIGNS)
+        .where(c.id.in_(bindparam("p_campaigns", expanding=True)), unfinished, ~open_job)
+        .values(state=CampaignState.DONE.value, finished_at=when),
+    }
+
+
+_SQL = _hot_statements()
 
 
 class UnknownAgent(LookupError):
@@ -208,13 +282,13 @@ def _complete_campaigns(session: Session, campaign_ids: Iterable[int] | None, no
     ids = None if campaign_ids is None else sorted(set(campaign_ids))
     if ids == []:
         return 0
-    open_job = exists().where(Job.campaign_id == Campaign.id, Job.state.in_(OPEN_JOB_STATES))
-    unfinished = Campaign.state.in_((CampaignState.QUEUED.value, CampaignState.RUNNING.value))
-    candidates = select(Campaign.id).where(unfinished, ~open_job)
-    if ids is not None:
-        candidates = candidates.where(Campaign.id.in_(ids))
     try:
-        found = list(session.scalars(candidates))
+        if ids is None:
+            found = list(session.scalars(_SQL["finished_all"]))
+        elif len(ids) == 1:  # the report path: one statement with no list to expand
+            found = list(session.scalars(_SQL["finished_one"], {"p_campaign": ids[0]}))
+        else:
+            found = list(session.scalars(_SQL["finished_among"], {"p_campaigns": ids}))
         session.commit()
     except BaseException:
         session.rollback()
@@ -223,12 +297,7 @@ def _complete_campaigns(session: Session, campaign_ids: Iterable[int] | None, no
         return 0
     begin_write(session)
     try:
-        count = session.execute(
-            update(Campaign)
-            .where(Campaign.id.in_(found), unfinished, ~open_job)
-            .values(state=CampaignState.DONE.value, finished_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
+        count = session.execute(_SQL["mark_done"], {"p_campaigns": found, "p_now": now}).rowcount  # type: ignore[attr-defined]
         session.commit()
     except BaseException:
         session.rollback()
@@ -560,62 +629,69 @@ def lease_job(
     now = _now(now)
     _check_seconds("lease_s", lease_s)
     caps = sorted({str(c) for c in capabilities})
+    # The service's hot path: Core statements built once (_SQL), not ORM objects, whose bookkeeping
+    # was most of the server's CPU per job (benchmarks/queue_throughput.py).
     begin_write(session)
     try:
-        agent = _agent(session, agent_id)
-        if agent.device.name != device:
-            raise ValueError(f"agent {agent_id} is registered for device {agent.device.name!r}, not {device!r}")
-        agent.last_heartbeat = now
-        agent.state = AgentState.ONLINE.value
-        _, failed_campaigns = _expire_leases(session, now, device_id=agent.device_id)
-        job = None
-        if caps:
-            job = session.scalar(
-                select(Job)
-                .where(
-                    Job.device_id == agent.device_id,
-                    Job.state == JobState.QUEUED.value,
-                    Job.requirement.in_(caps),
-                )
-                .order_by(Job.queue_rank, Job.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-                .execution_options(populate_existing=True)
-            )
-        leased = None
-        if job is not None:
-            job.state = JobState.LEASED.value
-            job.lease_id = str(uuid.uuid4())
-            job.lease_owner = agent_id
-            job.leased_at = now
-            job.lease_expires_at = now + timedelta(seconds=lease_s)
-            job.attempts += 1
-            campaign = session.get(Campaign, job.campaign_id, populate_existing=True)
-            arch = session.get(Architecture, job.arch_index)
-            assert campaign is not None and arch is not None  # foreign keys
-            if campaign.state == CampaignState.QUEUED:
-                campaign.state = CampaignState.RUNNING.value
-            leased = LeasedJob(
-                job_id=job.id,
-                lease_id=job.lease_id,
-                arch_index=job.arch_index,
-                arch_str=arch.arch_str,
-                runtime=campaign.runtime,
-                precision=campaign.precision,
-                protocol=dict(campaign.protocol),
-                campaign_id=campaign.id,
-                attempt=job.attempts,
-                lease_expires_at=job.lease_expires_at,
-                canonical_key=job.canonical_key,
-                max_attempts=job.max_attempts,
-                device=device,
-            )
+        device_id = _touch_agent(session, agent_id, device, now)
+        failed_campaigns: set[int] = set()
+        if session.execute(_SQL["any_expired"], {"p_device_id": device_id, "p_now": now}).first() is not None:
+            _, failed_campaigns = _expire_leases(session, now, device_id=device_id)
+        leased = _take_next_job(session, agent_id, device_id, device, caps, now, lease_s) if caps else None
         session.commit()
     except BaseException:
         session.rollback()
         raise
     _complete_campaigns(session, failed_campaigns, now)
     return leased
+
+
+def _touch_agent(session: Session, agent_id: str, device: str, now: datetime) -> int:
+    """Mark the agent alive; its device id. Raises for an unknown agent or another device's name."""
+    row = session.execute(_SQL["touch_agent"], {"p_agent": agent_id, "p_now": now}).first()
+    if row is None:
+        session.rollback()
+        raise UnknownAgent(f"unknown agent {agent_id!r}: register again")
+    device_id, registered = row
+    if registered != device:
+        raise ValueError(f"agent {agent_id} is registered for device {registered!r}, not {device!r}")
+    return int(device_id)
+
+
+def _take_next_job(
+    session: Session, agent_id: str, device_id: int, device: str, caps: list[str], now: datetime, lease_s: float
+) -> LeasedJob | None:
+    lease_id = str(uuid.uuid4())
+    expires = now + timedelta(seconds=lease_s)
+    params = {
+        "p_device_id": device_id,
+        "p_caps": caps,
+        "p_lease_id": lease_id,
+        "p_agent": agent_id,
+        "p_now": now,
+        "p_expires": expires,
+    }
+    job = session.execute(_SQL["take_job"], params).first()
+    if job is None:
+        return None
+    campaign = session.execute(_SQL["campaign"], {"p_campaign": job.campaign_id}).one()
+    if campaign.state == CampaignState.QUEUED:
+        session.execute(_SQL["start_campaign"], {"p_campaign": job.campaign_id})
+    return LeasedJob(
+        job_id=job.id,
+        lease_id=lease_id,
+        arch_index=job.arch_index,
+        arch_str=architecture_rows()[job.arch_index]["arch_str"],  # the table holds the same strings
+        runtime=campaign.runtime,
+        precision=campaign.precision,
+        protocol=dict(campaign.protocol),
+        campaign_id=job.campaign_id,
+        attempt=job.attempts,
+        lease_expires_at=expires,
+        canonical_key=job.canonical_key,
+        max_attempts=job.max_attempts,
+        device=device,
+    )
 
 
 def heartbeat(
@@ -679,44 +755,42 @@ def report_result(
     stats_json, versions_json = _jsonable(stats), _jsonable(versions)
     begin_write(session)
     try:
-        job = _locked_job(session, job_id)
-        if job.state == JobState.DONE:
-            outcome = ReportOutcome.DUPLICATE if job.lease_id == lease_id else ReportOutcome.STALE_LEASE
+        lease = {"p_job": job_id, "p_lease_id": lease_id, "p_agent": agent_id, "p_now": now}
+        job = session.execute(_SQL["finish_job"], lease).first()
+        if job is None:  # not this lease's to finish: say why
+            found = session.execute(_SQL["job_state"], {"p_job": job_id}).first()
             session.rollback()
-            return outcome
-        if not _holds_lease(job, lease_id, agent_id, now):
-            session.rollback()
+            if found is None:
+                raise UnknownJob(f"no job {job_id}")
+            if found.state == JobState.DONE and found.lease_id == lease_id:
+                return ReportOutcome.DUPLICATE
             return ReportOutcome.STALE_LEASE
-        campaign = session.get(Campaign, job.campaign_id)
-        assert campaign is not None
-        session.add(
-            Measurement(
-                device_id=job.device_id,
-                arch_index=job.arch_index,
-                canonical_key=job.canonical_key,
-                latency_ms=float(latency_ms),
-                stats=stats_json,
-                raw_ms=raw,
-                runtime=runtime or campaign.runtime,
-                precision=precision or campaign.precision,
-                versions=versions_json,
-                agent_id=agent_id,
-                job_id=job.id,
-                lease_id=lease_id,
-                campaign_id=job.campaign_id,
-                provenance=PROVENANCE_EAGLE,
-                measured_at=now,
-            )
-        )
-        job.state = JobState.DONE.value
-        job.finished_at = now
-        job.lease_expires_at = None
-        campaign_id = job.campaign_id
+        if not runtime or not precision:
+            campaign = session.execute(_SQL["campaign"], {"p_campaign": job.campaign_id}).one()
+            runtime, precision = runtime or campaign.runtime, precision or campaign.precision
+        row = {
+            "device_id": job.device_id,
+            "arch_index": job.arch_index,
+            "canonical_key": job.canonical_key,
+            "latency_ms": float(latency_ms),
+            "stats": stats_json,
+            "raw_ms": raw,
+            "runtime": runtime,
+            "precision": precision,
+            "versions": versions_json,
+            "agent_id": agent_id,
+            "job_id": job_id,
+            "lease_id": lease_id,
+            "campaign_id": job.campaign_id,
+            "provenance": PROVENANCE_EAGLE,
+            "measured_at": now,
+        }
+        session.execute(_SQL["add_measurement"], row)
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    _complete_campaigns(session, [campaign_id], now)
+    _complete_campaigns(session, [job.campaign_id], now)
     return ReportOutcome.ACCEPTED
 
 
