@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=0.5, help="BRP-NAS share of top-ranked picks per iteration (0.5)")
     p.add_argument("--relation", choices=("gcn", "onehot"), default="gcn", help="BRP-NAS binary predictor (gcn)")
     p.add_argument("--hidden", type=int, default=64, help="GCN relation predictor width (64)")
-    p.add_argument("--steps", type=int, default=1000, help="GCN relation predictor training steps per fit (1000)")
+    p.add_argument("--steps", type=int, default=500, help="GCN relation predictor training steps per fit (500)")
     p.add_argument("--transfer", action="store_true", help="BRP-NAS: start the predictor from --predictor's trunk")
     p.add_argument("--server", metavar="URL", help="filter with the server's predictions (POST URL/v1/predict)")
     p.add_argument("--predictor", metavar="DIR", help="filter with a saved latency predictor (in process)")

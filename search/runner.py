@@ -32,8 +32,8 @@ class SearchOptions:
     sample: int = 16
     relation: str = "gcn"  # BRP-NAS predictor: "gcn" (the paper's) or "onehot" (cheap)
     hidden: int = 64  # GCN relation predictor width (4 layers)
-    steps: int = 1000  # full-batch Adam steps per predictor fit
-    learning_rate: float = 1e-3
+    steps: int = 500  # full-batch Adam steps per predictor fit
+    learning_rate: float = 2e-3
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:

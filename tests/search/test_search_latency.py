@@ -162,3 +162,36 @@ def test_array_latency_checks_its_input() -> None:
         ArrayLatency(np.zeros(SPACE.size))
     source = ArrayLatency(np.arange(1, SPACE.size + 1, dtype=float))
     np.testing.assert_array_equal(source.latency_ms([0, 2]), [1.0, 3.0])
+
+
+def test_store_latency_reads_the_newest_measurement(tmp_path: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from latbench.store import Measurement, open_store
+    from latbench.store.archs import ensure_architectures
+    from latbench.store.devices import ensure_device
+    from search.latency import StoreLatency
+
+    factory = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    with factory() as session:
+        ensure_architectures(session)
+        device = ensure_device(session, DEVICE)
+        ensure_device(session, "desktop_cpu_other_fp32")
+        for index, latency, minutes in ((9930, 4.0, 0), (9930, 3.5, 5), (7, 2.0, 1)):
+            session.add(
+                Measurement(
+                    device_id=device.id,
+                    arch_index=index,
+                    canonical_key="k",
+                    latency_ms=latency,
+                    provenance="test",
+                    measured_at=t0 + timedelta(minutes=minutes),
+                )
+            )
+        session.commit()
+    source = StoreLatency(factory, DEVICE)
+    values = source.latency_ms([9930, 7, 8])
+    assert values[0] == 3.5 and values[1] == 2.0 and np.isnan(values[2])
+    with pytest.raises(LatencySourceError, match="not in the store; known devices: desktop_cpu_other_fp32"):
+        StoreLatency(factory, "desktop_gpu_nope_fp32")

@@ -1,0 +1,512 @@
+"""Fig. 6 (left and right), Fig. 2 and Fig. S3 of BRP-NAS, reproduced with the ``search`` package.
+
+Parts:
+
+* ``predictors`` — the desktop-GPU latency predictors the constrained searches and Fig. S3 use, all
+  fitted on the same 900 random measured models (100 more for the GCN's validation, split seed 0):
+  the GCN latency predictor (``predictors.latency``, paper Table S1 recipe), the layer-wise and the
+  FLOPs baselines (``predictors.baselines``). Their predictions for every index are kept in
+  ``units/latency_predictions.npz``.
+* ``free`` — Fig. 6 left: NB201 CIFAR-100 without a latency limit; BRP-NAS (K=100, I=5, α=0.5,
+  GCN binary relation predictor), aging evolution (population 64, sample 16), REINFORCE (LSTM),
+  random search; every run trains ``--total`` models.
+* ``gpu5ms`` — Fig. 6 right / Fig. 2: 5 ms on the desktop GPU (GTX 1080 Ti, LatBench): BRP-NAS
+  filtering with the GCN latency predictor, AE filtering with the layer-wise predictor, AE filtering
+  with the measured latency. A model counts only if its measured latency is under 5 ms.
+* ``s3`` — Fig. S3: oracle NAS on the desktop GPU for limits 1-7 ms (0.1 ms steps) with the GCN,
+  layer-wise and FLOPs predictors: false positives/negatives, missed and over-claimed accuracy.
+
+Protocol: "training" reads the CIFAR-100 validation accuracy of a random seed (SGD noise); a search's
+pick is the found model with the best validation accuracy seen. Two curves per run, value after t
+trained models: ``max_test`` (the best test accuracy among the found models so far — what the paper
+plots) and ``selected`` (the test accuracy of the pick so far — what a search would report). Test
+accuracies are the official CIFAR-100 test means over seeds. Curves are summarised by median and
+inter-quartile range over runs (the paper's plot) and by mean.
+
+Shared between runs (honest: deterministic and identical for every run): the NB201 encodings, the
+candidate sets and latency predictions, and the compiled networks (each run re-seeds their weights).
+Never shared: the random draws (run r of an arm uses seed 10_000·setting + r).
+
+Resumable: each (setting, arm) appends one JSON line per finished run to ``units/<setting>_<arm>.jsonl``
+and a rerun continues from there. ``--summary`` (also run at the end) writes ``search_fig6.json``,
+``search_fig6.md`` and the PNGs into ``benchmarks/results/search/``.
+
+    nice -n 10 python benchmarks/search_fig6.py               # everything (50 runs per arm)
+    python benchmarks/search_fig6.py --runs 3 --out /tmp/s6   # a quick check elsewhere
+    python benchmarks/search_fig6.py --summary                # re-aggregate what exists
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from search.latency import ArrayLatency, TableLatency
+from search.oracle import MAX_TEST, SELECTED
+from search.oracle_nas import limits_range, oracle_nas, summarize
+from search.problem import Problem, SearchResult
+from search.reinforce import Controller
+from search.relation import GCNRelationModel
+from search.runner import SearchOptions, run_search
+from search.space import nb201_space
+
+RESULTS = Path(__file__).resolve().parent / "results" / "search"
+DEVICE = "desktop_gpu_gtx_1080ti_fp32"
+LIMIT_MS = 5.0
+CHECKPOINTS = (50, 100, 150)
+METRICS = (MAX_TEST, SELECTED)
+PREDICTORS = ("gcn", "layerwise", "flops")
+# setting -> arm -> (algorithm, latency source the search filters with)
+ARMS: dict[str, dict[str, tuple[str, str | None]]] = {
+    "free": {"brp": ("brp", None), "ae": ("ae", None), "reinforce": ("reinforce", None), "random": ("random", None)},
+    "gpu5ms": {
+        "brp_gcn": ("brp", "gcn"),
+        "ae_layerwise": ("ae", "layerwise"),
+        "ae_measured": ("ae", "measured"),
+    },
+}
+SETTING_SEED = {"free": 0, "gpu5ms": 1}
+REFERENCE = {"free": ("brp", ["ae"]), "gpu5ms": ("brp_gcn", ["ae_measured", "ae_layerwise"])}
+TARGET_SPEEDUP = 3.0
+TARGET_AT_100 = 73.3
+OPTIMUM = 73.51
+
+
+def units_dir(out: Path) -> Path:
+    return out / "units"
+
+
+# -- latency predictors ------------------------------------------------------------------------------
+def predictions_path(out: Path) -> Path:
+    return units_dir(out) / "latency_predictions.npz"
+
+
+def train_predictors(out: Path, seed: int = 0, epochs: int | None = None) -> dict[str, np.ndarray]:
+    """Fit GCN / layer-wise / FLOPs on 900 measured models (+100 validation); predict all indices."""
+    path = predictions_path(out)
+    if path.exists():
+        with np.load(path) as data:
+            return {name: data[name] for name in PREDICTORS}
+    from predictors.baselines import FlopsPredictor, LayerwisePredictor
+    from predictors.latency import LatencyPredictor
+    from predictors.regressor import TrainConfig
+
+    space = nb201_space()
+    measured = TableLatency(DEVICE).values
+    usable = np.flatnonzero(np.isfinite(measured))
+    order = np.random.default_rng(seed).permutation(usable)
+    train, val = order[:900], order[900:1000]
+    adj, feat = space.encodings.adjacency, space.encodings.features
+    start = time.perf_counter()
+    gcn = LatencyPredictor(train=None if epochs is None else TrainConfig(epochs=epochs))
+    report = gcn.fit(adj[train], feat[train], measured[train], val=(adj[val], feat[val], measured[val]))
+    gcn_seconds = time.perf_counter() - start
+    models = {
+        "gcn": gcn,
+        "layerwise": LayerwisePredictor().fit(adj[train], feat[train], measured[train]),
+        "flops": FlopsPredictor().fit(adj[train], feat[train], measured[train]),
+    }
+    valid = space.valid_indices
+    preds: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {"device": DEVICE, "train": 900, "val": 100, "split_seed": seed}
+    test = order[1000:]
+    for name, model in models.items():
+        values = np.full(space.size, np.nan)
+        values[valid] = model.predict(adj[valid], feat[valid])
+        preds[name] = values
+        err = np.abs(values[test] / measured[test] - 1.0)
+        meta[name] = {"within_10pct_test": float(np.mean(err <= 0.10)), "within_5pct_test": float(np.mean(err <= 0.05))}
+    meta["gcn"].update(epochs=report.epochs, max_epochs=gcn.train.epochs, train_seconds=round(gcn_seconds, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **preds)
+    (units_dir(out) / "latency_predictions.json").write_text(json.dumps(meta, indent=1))
+    return preds
+
+
+# -- search runs -------------------------------------------------------------------------------------
+def make_problem(setting: str, source: str | None, preds: dict[str, np.ndarray] | None) -> Problem:
+    if setting == "free":
+        return Problem.build()
+    measured = TableLatency(DEVICE)
+    if source == "measured":
+        predicted: Any = measured
+    else:
+        assert preds is not None and source is not None
+        predicted = ArrayLatency(preds[source], name=f"{source}:{DEVICE}")
+    return Problem.build(LIMIT_MS, predicted=predicted, measured=measured)
+
+
+def unit_file(out: Path, setting: str, arm: str) -> Path:
+    return units_dir(out) / f"{setting}_{arm}.jsonl"
+
+
+def read_units(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def steps_of(curve: np.ndarray) -> list[list[float]]:
+    """A best-so-far curve as its change points ``[[t, value], ...]`` (t = trained models, 1-based)."""
+    out: list[list[float]] = []
+    for t, v in enumerate(curve, start=1):
+        if not np.isnan(v) and (not out or round(float(v), 4) != out[-1][1]):
+            out.append([t, round(float(v), 4)])
+    return out
+
+
+def curve_of(points: list[list[float]], length: int) -> np.ndarray:
+    """Inverse of :func:`steps_of`: NaN before the first change point."""
+    curve = np.full(length, np.nan)
+    for t, v in points:
+        curve[int(t) - 1 :] = v
+    return curve
+
+
+def compact(result: SearchResult, seconds: float) -> dict[str, Any]:
+    c = result.curves()
+    selected, best = result.selected, result.best_test
+    info = {k: v for k, v in result.info.items() if k != "iterations"}
+    return {
+        "seed": result.seed,
+        "total": result.total,
+        MAX_TEST: steps_of(c[MAX_TEST]),
+        SELECTED: steps_of(c[SELECTED]),
+        "selected_index": None if selected is None else selected.index,
+        "best_index": None if best is None else best.index,
+        "trained": len(result.trace),
+        "found": sum(e.found for e in result.trace),
+        "cache_hits": result.cache_hits,
+        "seconds": round(seconds, 2),
+        "info": info,
+    }
+
+
+def run_arms(out: Path, settings: list[str], runs: int, total: int, options: argparse.Namespace) -> None:
+    preds = train_predictors(out, epochs=options.gcn_epochs) if "gpu5ms" in settings else None
+    relation: GCNRelationModel | None = None
+    controller: Controller | None = None
+    for setting in settings:
+        for arm, (algo, source) in ARMS[setting].items():
+            path = unit_file(out, setting, arm)
+            done = len(read_units(path))
+            if done >= runs:
+                continue
+            problem = make_problem(setting, source, preds)
+            opts = SearchOptions(algo, total, hidden=options.hidden, steps=options.steps)
+            if algo == "brp" and relation is None:
+                relation = GCNRelationModel(hidden=opts.hidden, steps=opts.steps, learning_rate=opts.learning_rate)
+            if algo == "reinforce" and controller is None:
+                controller = Controller()
+            for r in range(done, runs):
+                seed = 10_000 * SETTING_SEED[setting] + r
+                start = time.perf_counter()
+                result = run_search(problem, opts, seed, relation_model=relation, controller=controller)
+                row = {"run": r, **compact(result, time.perf_counter() - start)}
+                with path.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(
+                    f"{setting}/{arm} run {r}: {row['seconds']:.1f}s, max_test {row[MAX_TEST][-1:]}, "
+                    f"selected {row[SELECTED][-1:]}",
+                    flush=True,
+                )
+
+
+# -- summary -----------------------------------------------------------------------------------------
+def curve_stats(rows: list[dict[str, Any]], metric: str) -> dict[str, np.ndarray]:
+    curves = np.array([curve_of(row[metric], row["total"]) for row in rows])
+    with np.errstate(all="ignore"):
+        return {
+            "median": np.nanmedian(curves, axis=0),
+            "q25": np.nanpercentile(curves, 25, axis=0),
+            "q75": np.nanpercentile(curves, 75, axis=0),
+            "mean": np.nanmean(curves, axis=0),
+        }
+
+
+def models_to_reach(curve: np.ndarray, value: float) -> int | None:
+    hits = np.flatnonzero(curve >= value - 1e-9)
+    return int(hits[0]) + 1 if hits.size else None
+
+
+def rnd(x: Any, digits: int = 3) -> Any:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return None
+    return round(float(x), digits)
+
+
+def summarise(out: Path, timing: dict[str, float] | None = None) -> dict[str, Any]:
+    summary: dict[str, Any] = {"device": DEVICE, "limit_ms": LIMIT_MS, "settings": {}, "s3": None}
+    for setting, arms in ARMS.items():
+        block: dict[str, Any] = {"arms": {}, "comparisons": {}}
+        stats: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+        for arm in arms:
+            rows = read_units(unit_file(out, setting, arm))
+            if not rows:
+                continue
+            stats[arm] = {m: curve_stats(rows, m) for m in METRICS}
+            block["arms"][arm] = {
+                "runs": len(rows),
+                "total": rows[0]["total"],
+                "seconds_per_run": rnd(np.mean([r["seconds"] for r in rows]), 2),
+                "found_share": rnd(np.mean([r["found"] / max(1, r["trained"]) for r in rows])),
+                **{
+                    m: {
+                        f"{kind}_at_{t}": rnd(stats[arm][m][kind][t - 1])
+                        for kind in ("mean", "median", "q25", "q75")
+                        for t in CHECKPOINTS
+                        if t <= rows[0]["total"]
+                    }
+                    for m in METRICS
+                },
+                "curves": {m: {k: [rnd(v) for v in arr] for k, arr in stats[arm][m].items()} for m in METRICS},
+            }
+        target, refs = REFERENCE[setting]
+        for ref in refs:
+            if target not in stats or ref not in stats:
+                continue
+            comp: dict[str, Any] = {}
+            for m in METRICS:
+                for kind in ("median", "mean"):
+                    ref_curve, curve = stats[ref][m][kind], stats[target][m][kind]
+                    if ref_curve.size < 150:
+                        continue
+                    value = float(ref_curve[149])
+                    needed = models_to_reach(curve, value)
+                    comp[f"{m}_{kind}"] = {
+                        "reference_at_150": rnd(value),
+                        "models_needed": needed,
+                        "fewer_models_factor": rnd(150 / needed, 2) if needed else None,
+                        "target_factor": TARGET_SPEEDUP,
+                    }
+            block["comparisons"][f"{target}_vs_{ref}"] = comp
+        if target in stats and stats[target][MAX_TEST]["mean"].size >= 100:
+            block["target_at_100"] = {
+                m: {"mean": rnd(stats[target][m]["mean"][99]), "target": TARGET_AT_100, "optimum": OPTIMUM}
+                for m in METRICS
+            }
+        summary["settings"][setting] = block
+    summary["s3"] = s3_summary(out)
+    run_seconds = sum(
+        a["seconds_per_run"] * a["runs"] for b in summary["settings"].values() for a in b["arms"].values()
+    )
+    if timing:
+        summary["timing_seconds"] = timing
+    meta_path = units_dir(out) / "latency_predictions.json"
+    train_seconds = 0.0
+    if meta_path.exists():
+        summary["latency_predictors"] = json.loads(meta_path.read_text())
+        train_seconds = summary["latency_predictors"]["gcn"]["train_seconds"]
+    summary["compute_seconds"] = {"search_runs": rnd(run_seconds, 1), "gcn_latency_predictor": train_seconds}
+    return summary
+
+
+def s3_summary(out: Path) -> dict[str, Any] | None:
+    path = predictions_path(out)
+    if not path.exists():
+        return None
+    from latbench.data import load_accuracy
+
+    with np.load(path) as data:
+        preds = {name: data[name] for name in PREDICTORS}
+    measured = TableLatency(DEVICE).values
+    accuracy = np.asarray(load_accuracy().column("cifar100", "test", "mean"))
+    limits = limits_range(1.0, 7.0, 0.1)
+    result: dict[str, Any] = {"limits_ms": limits.tolist(), "accuracy": "CIFAR-100 test, mean over seeds"}
+    for name, values in preds.items():
+        curves = oracle_nas(values, measured, accuracy, limits)
+        result[name] = {
+            "summary": {k: rnd(v) for k, v in summarize(curves).items()},
+            "curves": {k: [rnd(v) for v in arr] for k, arr in curves.items() if k not in ("pick", "best")},
+        }
+    return result
+
+
+# -- outputs -----------------------------------------------------------------------------------------
+def render_md(summary: dict[str, Any]) -> str:
+    lines = ["# BRP-NAS Fig. 6 / Fig. 2 / Fig. S3 on NB201 CIFAR-100 (search package)", ""]
+    lines += [
+        "Reproduce: `nice -n 10 python benchmarks/search_fig6.py` (resumable; `--summary` re-aggregates).",
+        "",
+        "Curves are over trained models. `max_test`: best test accuracy among the found models so far (the "
+        "paper's plots); `selected`: test accuracy of the found model with the best validation accuracy "
+        "seen (what a search reports). Accuracies: CIFAR-100 test, mean over seeds; searches see one "
+        "random seed's validation accuracy per training. Optimum: 73.51 % (index 9930).",
+        "",
+    ]
+    for setting, block in summary["settings"].items():
+        title = (
+            "unconstrained (Fig. 6 left)"
+            if setting == "free"
+            else f"{LIMIT_MS:g} ms on {DEVICE} (Fig. 6 right, Fig. 2)"
+        )
+        lines += [f"## {setting}: {title}", ""]
+        lines += ["| arm | runs | s/run | metric | mean @50 | mean @100 | mean @150 | median @150 [IQR] |"]
+        lines += ["|---|---|---|---|---|---|---|---|"]
+        for arm, a in block["arms"].items():
+            for m in METRICS:
+                v = a[m]
+                lines.append(
+                    f"| {arm} | {a['runs']} | {a['seconds_per_run']} | {m} | {v.get('mean_at_50')} | "
+                    f"{v.get('mean_at_100')} | {v.get('mean_at_150')} | {v.get('median_at_150')} "
+                    f"[{v.get('q25_at_150')}, {v.get('q75_at_150')}] |"
+                )
+        lines.append("")
+        for name, comp in block["comparisons"].items():
+            lines += [
+                f"Trained models {name.split('_vs_')[0]} needs to reach {name.split('_vs_')[1]}'s value at 150 "
+                f"(target: {TARGET_SPEEDUP:g}x fewer):",
+                "",
+            ]
+            lines += ["| curve | reference @150 | models needed | fewer-models factor |", "|---|---|---|---|"]
+            for key, c in comp.items():
+                lines.append(f"| {key} | {c['reference_at_150']} | {c['models_needed']} | {c['fewer_models_factor']} |")
+            lines.append("")
+        if "target_at_100" in block:
+            t = block["target_at_100"]
+            lines.append(
+                f"Mean test accuracy at 100 trained models (target >= {TARGET_AT_100}): "
+                + ", ".join(f"{m} {t[m]['mean']}" for m in METRICS)
+            )
+            lines.append("")
+    s3 = summary.get("s3")
+    if s3:
+        lines += ["## Fig. S3: oracle NAS on the desktop GPU, limits 1-7 ms", ""]
+        lines += [
+            "| predictor | FP rate | FN rate | mean missed acc | mean over-claimed acc | mean FP models | "
+            "mean FN models |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name in PREDICTORS:
+            s = s3[name]["summary"]
+            lines.append(
+                f"| {name} | {s['false_positive_rate']} | {s['false_negative_rate']} | {s['mean_missed_accuracy']} | "
+                f"{s['mean_over_claimed_accuracy']} | {s['mean_fp_models']} | {s['mean_fn_models']} |"
+            )
+        lines.append("")
+    if "latency_predictors" in summary:
+        lp = summary["latency_predictors"]
+        lines.append(
+            "Latency predictors (900 train / 100 val, test on the rest): "
+            + ", ".join(f"{n} {lp[n]['within_10pct_test']:.3f} within ±10%" for n in PREDICTORS if n in lp)
+        )
+        lines.append("")
+    cs = summary["compute_seconds"]
+    lines.append(
+        f"Compute (sum over all units, across resumptions): search runs {cs['search_runs']} s, "
+        f"GCN latency predictor training {cs['gcn_latency_predictor']} s."
+    )
+    lines.append("")
+    if "timing_seconds" in summary:
+        lines.append(
+            "Wall time of the run that wrote this: "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in summary["timing_seconds"].items())
+        )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(summary: dict[str, Any], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for setting, block in summary["settings"].items():
+        if not block["arms"]:
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+        for ax, metric in zip(axes, METRICS, strict=True):
+            for arm, a in block["arms"].items():
+                c = a["curves"][metric]
+                x = np.arange(1, len(c["median"]) + 1)
+                med = np.array([np.nan if v is None else v for v in c["median"]])
+                lo = np.array([np.nan if v is None else v for v in c["q25"]])
+                hi = np.array([np.nan if v is None else v for v in c["q75"]])
+                ax.plot(x, med, label=f"{arm} ({a['runs']} runs)")
+                ax.fill_between(x, lo, hi, alpha=0.2)
+            ax.axhline(OPTIMUM, color="gray", lw=0.8, ls=":")
+            ax.set_xlabel("trained models")
+            ax.set_title(f"{setting}: {metric} (median, IQR)")
+            ax.set_ylim(70.0, 73.7)
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("CIFAR-100 test accuracy (%)")
+        axes[0].legend(loc="lower right")
+        fig.tight_layout()
+        name = "fig6_left.png" if setting == "free" else "fig6_right.png"
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        paths.append(out / name)
+    s3 = summary.get("s3")
+    if s3:
+        fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+        panels = ("false_positive", "false_negative", "missed_accuracy", "over_claimed_accuracy")
+        for ax, panel in zip(axes, panels, strict=True):
+            for name in PREDICTORS:
+                ax.plot(s3["limits_ms"], [np.nan if v is None else v for v in s3[name]["curves"][panel]], label=name)
+            ax.set_title(panel.replace("_", " "))
+            ax.set_xlabel("latency limit (ms)")
+            ax.grid(alpha=0.3)
+        axes[0].legend()
+        fig.tight_layout()
+        fig.savefig(out / "figS3.png", dpi=110)
+        plt.close(fig)
+        paths.append(out / "figS3.png")
+    return paths
+
+
+def write_summary(out: Path, timing: dict[str, float] | None = None) -> dict[str, Any]:
+    summary = summarise(out, timing)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search_fig6.json").write_text(json.dumps(summary, indent=1))
+    (out / "search_fig6.md").write_text(render_md(summary))
+    plot(summary, out)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", default="predictors,free,gpu5ms,s3", help="comma list of the parts to run")
+    parser.add_argument("--runs", type=int, default=50, help="runs per (setting, arm) (default 50)")
+    parser.add_argument("--total", type=int, default=300, help="trained models per run (default 300)")
+    parser.add_argument("--hidden", type=int, default=64, help="GCN relation predictor width")
+    parser.add_argument("--steps", type=int, default=500, help="GCN relation predictor steps per fit")
+    parser.add_argument("--gcn-epochs", type=int, help="cap the GCN latency predictor's epochs (quick checks)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--summary", action="store_true", help="only aggregate existing units")
+    args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(parts) - {"predictors", "free", "gpu5ms", "s3"}
+    if unknown:
+        parser.error(f"unknown part(s) {sorted(unknown)}")
+    timing: dict[str, float] = {}
+    if not args.summary:
+        units_dir(args.out).mkdir(parents=True, exist_ok=True)
+        if "predictors" in parts or "gpu5ms" in parts or "s3" in parts:
+            start = time.perf_counter()
+            train_predictors(args.out, epochs=args.gcn_epochs)
+            timing["predictors"] = time.perf_counter() - start
+        for setting in ("free", "gpu5ms"):
+            if setting in parts:
+                start = time.perf_counter()
+                run_arms(args.out, [setting], args.runs, args.total, args)
+                timing[setting] = time.perf_counter() - start
+    start = time.perf_counter()
+    summary = write_summary(args.out, timing or None)
+    print(render_md(summary))
+    print(f"summary + plots: {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
