@@ -1,15 +1,18 @@
-"""What the hardware backends share: the job's model as a file (TFLite at a precision, or ONNX), cached
-by canonical graph key like the CPU LiteRT backend does, and a protocol result that carries facts about
-the device run (``device_info`` in the reported statistics, e.g. how many ops the Edge TPU runs)."""
+"""What the converting backends share: the job's model as a file (TFLite at a precision, or ONNX), cached
+by canonical graph key under ``<workdir>/artifacts``; a per-job scratch folder; and a protocol result that
+carries facts about the device run (``device_info`` in the reported statistics, e.g. how many ops the
+Edge TPU runs)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from eagle_agent.backends import ArtifactCache, ErrorClass, JobSpec, stage
+from eagle_agent.backends import ArtifactCache, ErrorClass, JobSpec, Prepared, stage
 from eagle_agent.backends._nb201 import build_keras, job_cell
 from latbench.protocol import ProtocolResult
 
@@ -23,6 +26,17 @@ class ModelArtifact:
     build_s: float = 0.0
     convert_s: float = 0.0
     cached: bool = False
+
+    def prepared(self, job: JobSpec, artifact: Any = None, **info: Any) -> Prepared:
+        """A :class:`Prepared` for ``job`` carrying this model's costs and graph key, plus ``info``."""
+        return Prepared(
+            job,
+            artifact=artifact,
+            build_s=self.build_s,
+            convert_s=self.convert_s,
+            cached=self.cached,
+            info={"graph_key": self.graph_key, **info},
+        )
 
 
 def model_artifact(job: JobSpec, workdir: Path, kind: str) -> ModelArtifact:
@@ -81,3 +95,15 @@ def scratch_dir(workdir: Path) -> Path:
     path = Path(workdir) / "scratch"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def job_folder(workdir: Path, tag: str, job: JobSpec) -> Path:
+    """A fresh ``<workdir>/scratch/<tag>-<job id>-XXXX`` folder for one job's files."""
+    return Path(tempfile.mkdtemp(prefix=f"{tag}-{job.job_id}-", dir=scratch_dir(workdir)))
+
+
+def remove_job_folder(prepared: Prepared, key: str) -> None:
+    """Remove the job folder whose path ``prepared.info[key]`` holds (if any), and forget it."""
+    path = prepared.info.pop(key, None)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)

@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eagle_agent.backends import ArtifactCache, Backend, CheckResult, ErrorClass, JobSpec, Prepared, stage
-from eagle_agent.backends._nb201 import build_keras, job_cell, load_keras_builder
+from eagle_agent.backends import Backend, CheckResult, ErrorClass, JobSpec, Prepared, stage
+from eagle_agent.backends._artifacts import model_artifact
+from eagle_agent.backends._nb201 import framework_versions, load_keras_builder, time_runner
 from eagle_agent.detect import cpu_model
-from latbench.protocol import ProtocolParams, ProtocolResult, time_callable
+from latbench.protocol import ProtocolParams, ProtocolResult
 from latbench.runtimes import runtime_versions
 
 
@@ -55,38 +56,19 @@ class CpuLiteRTBackend(Backend):
         import latbench.models.export  # noqa: F401
 
     def versions(self) -> dict[str, str]:
-        return {k: v for k, v in runtime_versions().items() if v}
+        return framework_versions(litert=True)
 
     def prepare(self, job: JobSpec, workdir: Path) -> Prepared:
         self.ensure_supported(job)
-        cell = job_cell(job)
-        cache = ArtifactCache(Path(workdir) / "artifacts")
-        key = cell.canonical_key
-        data = cache.get(key, job.precision, ".tflite")
-        build_s = convert_s = 0.0
-        cached = data is not None
-        if data is None:
-            model, build_s = build_keras(cell)
-            with stage(ErrorClass.CONVERT):
-                from latbench.measure import clear_session, convert_model
-
-                data, convert_s = convert_model(model, job.precision)
-                del model
-                clear_session()
-            cache.put(key, job.precision, ".tflite", data)
+        model = model_artifact(job, workdir, f"tflite_{job.precision}")
         with stage(ErrorClass.RUNTIME):
             from latbench.measure import make_runner
 
-            runner = make_runner("litert", tflite=data, num_threads=self.num_threads)
-        return Prepared(
-            job, artifact=runner, build_s=build_s, convert_s=convert_s, cached=cached, info={"graph_key": key}
-        )
+            runner = make_runner("litert", tflite=model.data, num_threads=self.num_threads)
+        return model.prepared(job, runner)
 
     def run(self, prepared: Prepared, params: ProtocolParams) -> ProtocolResult | Sequence[float]:
-        from latbench.measure import input_factory
-
-        with stage(ErrorClass.RUNTIME):
-            return time_callable(prepared.artifact, input_factory(), params)
+        return time_runner(prepared.artifact, params)
 
     def cleanup(self, prepared: Prepared) -> None:
         prepared.artifact = None

@@ -6,10 +6,10 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
-from eagle_agent.backends import Backend, CheckResult, ErrorClass, JobSpec, Prepared, stage
-from eagle_agent.backends._nb201 import build_keras, job_cell, load_keras_builder
+from eagle_agent.backends import Backend, CheckResult, JobSpec, Prepared
+from eagle_agent.backends._nb201 import framework_versions, load_keras_builder, prepare_tf_runner, time_runner
 from eagle_agent.detect import cpu_model
-from latbench.protocol import ProtocolParams, ProtocolResult, time_callable
+from latbench.protocol import ProtocolParams, ProtocolResult
 from latbench.runtimes import runtime_versions
 
 
@@ -36,23 +36,14 @@ class CpuTfBackend(Backend):
         load_keras_builder()
 
     def versions(self) -> dict[str, str]:
-        return {k: v for k, v in runtime_versions().items() if v and k != "litert"}
+        return framework_versions()
 
     def prepare(self, job: JobSpec, workdir: Path) -> Prepared:
         self.ensure_supported(job)
-        cell = job_cell(job)
-        model, build_s = build_keras(cell)
-        with stage(ErrorClass.BUILD):  # tracing the tf.function is part of making the model runnable
-            from latbench.measure import make_runner
-
-            runner = make_runner("tf", model=model)
-        return Prepared(job, artifact=runner, build_s=build_s, info={"graph_key": cell.canonical_key})
+        return prepare_tf_runner(job)
 
     def run(self, prepared: Prepared, params: ProtocolParams) -> ProtocolResult | Sequence[float]:
-        from latbench.measure import input_factory
-
-        with stage(ErrorClass.RUNTIME):
-            return time_callable(prepared.artifact, input_factory(), params)
+        return time_runner(prepared.artifact, params)
 
     def cleanup(self, prepared: Prepared) -> None:
         from latbench.measure import clear_session

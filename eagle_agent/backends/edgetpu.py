@@ -29,8 +29,6 @@ import ctypes.util
 import importlib
 import importlib.util
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -39,9 +37,10 @@ from typing import Any
 import numpy as np
 
 from eagle_agent.backends import Backend, BackendError, CheckResult, ErrorClass, JobSpec, Prepared, stage
-from eagle_agent.backends._artifacts import model_artifact, scratch_dir, with_info
+from eagle_agent.backends._artifacts import job_folder, model_artifact, remove_job_folder, with_info
+from eagle_agent.backends._nb201 import framework_versions, load_keras_builder, time_runner
 from eagle_agent.backends.tools import Options, find_tool, run_tool, tail
-from latbench.protocol import ProtocolParams, ProtocolResult, time_callable
+from latbench.protocol import ProtocolParams, ProtocolResult
 from latbench.runtimes import LiteRTRunner, _interpreter_class, runtime_versions
 
 # USB ids of the Coral USB Accelerator: before its firmware is loaded / after.
@@ -230,13 +229,11 @@ class EdgeTpuBackend(Backend):
         return "Google Edge TPU"
 
     def load(self) -> None:
-        from eagle_agent.backends._nb201 import load_keras_builder
-
         load_keras_builder()
         _resolve_loader(self.loader_spec)  # a bad option fails the worker's start, not every job
 
     def versions(self) -> dict[str, str]:
-        out = {k: v for k, v in runtime_versions().items() if v}
+        out = framework_versions(litert=True)
         if self._compiler_version:
             out["edgetpu_compiler"] = self._compiler_version
         return out
@@ -244,15 +241,8 @@ class EdgeTpuBackend(Backend):
     def prepare(self, job: JobSpec, workdir: Path) -> Prepared:
         self.ensure_supported(job)
         artifact = model_artifact(job, workdir, "tflite_int8")
-        tmp = Path(tempfile.mkdtemp(prefix=f"edgetpu-{job.job_id}-", dir=scratch_dir(workdir)))
-        prepared = Prepared(
-            job,
-            artifact=None,
-            build_s=artifact.build_s,
-            convert_s=artifact.convert_s,
-            cached=artifact.cached,
-            info={"graph_key": artifact.graph_key, "tmp": str(tmp)},
-        )
+        tmp = job_folder(workdir, "edgetpu", job)
+        prepared = artifact.prepared(job, tmp=str(tmp))
         try:
             compiled, report = self.compile(artifact.data, tmp)
             self._compiler_version = report.compiler_version
@@ -307,15 +297,10 @@ class EdgeTpuBackend(Backend):
         return compiled.read_bytes(), report
 
     def run(self, prepared: Prepared, params: ProtocolParams) -> ProtocolResult | Sequence[float]:
-        from latbench.measure import input_factory
-
         params = replace(params, warmup=max(params.warmup, self.min_warmup))
-        with stage(ErrorClass.RUNTIME):
-            result = time_callable(prepared.artifact, input_factory(), params)
+        result = time_runner(prepared.artifact, params)
         return with_info(result, {"edgetpu": prepared.info.get("edgetpu", {}), "warmup_runs": params.warmup})
 
     def cleanup(self, prepared: Prepared) -> None:
         prepared.artifact = None
-        tmp = prepared.info.get("tmp")
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_job_folder(prepared, "tmp")

@@ -18,11 +18,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from eagle_agent.backends import Backend, BackendError, CheckResult, ErrorClass, JobSpec, Prepared, stage
-from eagle_agent.backends._nb201 import build_keras, job_cell, load_keras_builder
-from eagle_agent.backends.tools import Options, nvidia_gpus
-from eagle_agent.detect import cpu_model
-from latbench.protocol import ProtocolParams, ProtocolResult, time_callable
+from eagle_agent.backends import CheckResult, JobSpec, Prepared
+from eagle_agent.backends._gpu import NvidiaGpuBackend
+from eagle_agent.backends._nb201 import framework_versions, load_keras_builder, prepare_tf_runner, time_runner
+from eagle_agent.backends.tools import Options
+from latbench.protocol import ProtocolParams, ProtocolResult
 from latbench.runtimes import runtime_versions
 
 
@@ -34,7 +34,7 @@ def _installed(dist: str) -> bool:
     return True
 
 
-class GpuTfBackend(Backend):
+class GpuTfBackend(NvidiaGpuBackend):
     name = "gpu_tf"
     runtime = "tf"
     precisions = ("fp32",)
@@ -45,8 +45,6 @@ class GpuTfBackend(Backend):
         self.device = opts.text("device", "gpu", choices=("gpu", "cpu"))
         self.gpu_index = opts.integer("gpu_index", 0, minimum=0)
         self.memory_growth = opts.flag("memory_growth", True)
-        self._gpu_name = ""
-        self._driver = ""
 
     @property
     def tf_device(self) -> str:
@@ -59,31 +57,9 @@ class GpuTfBackend(Backend):
             missing["tensorflow"] = "not installed: pip install 'tensorflow[and-cuda]'"
         else:
             found["tensorflow"] = runtime_versions().get("tensorflow") or "installed"
-        if self.device == "cpu":
-            found["device"] = f"cpu ({cpu_model()})"
-            return CheckResult(found, missing)
-        if _installed("tensorflow-cpu") and not _installed("tensorflow"):
+        if self.device == "gpu" and _installed("tensorflow-cpu") and not _installed("tensorflow"):
             missing["tensorflow"] = "tensorflow-cpu sees no GPU: pip install 'tensorflow[and-cuda]' instead"
-        try:
-            gpus = nvidia_gpus()
-        except BackendError as exc:
-            missing["gpu"] = exc.message
-            return CheckResult(found, missing)
-        gpu = next((g for g in gpus if g.index == self.gpu_index), None)
-        if gpu is None:
-            missing["gpu"] = f"nvidia-smi lists {len(gpus)} GPU(s); gpu_index {self.gpu_index} is not one of them"
-        else:
-            self._gpu_name, self._driver = gpu.name, gpu.driver
-            found["gpu"] = f"{gpu.name} ({gpu.memory_mib} MiB)"
-            found["driver"] = gpu.driver
-        return CheckResult(found, missing)
-
-    def hardware(self) -> str:
-        if self.device == "cpu":
-            return cpu_model()
-        if not self._gpu_name:
-            self.check()
-        return self._gpu_name or f"GPU {self.gpu_index}"
+        return self._check_device(found, missing)
 
     def load(self) -> None:
         load_keras_builder()
@@ -104,7 +80,7 @@ class GpuTfBackend(Backend):
         self._gpu_name = str(details.get("device_name", "")) or self._gpu_name
 
     def versions(self) -> dict[str, str]:
-        out = {k: v for k, v in runtime_versions().items() if v and k != "litert"}
+        out = framework_versions()
         out["device"] = self.tf_device
         if self.device == "gpu":
             import tensorflow as tf
@@ -121,22 +97,14 @@ class GpuTfBackend(Backend):
         import tensorflow as tf
 
         self.ensure_supported(job)
-        cell = job_cell(job)
-        with tf.device(self.tf_device):
-            model, build_s = build_keras(cell)
-            with stage(ErrorClass.BUILD):
-                from latbench.measure import make_runner
-
-                runner = make_runner("tf", model=model)  # traced here, so its ops are placed on the device
-        return Prepared(job, artifact=runner, build_s=build_s, info={"graph_key": cell.canonical_key})
+        with tf.device(self.tf_device):  # the runner is traced inside, so its ops are placed on the device
+            return prepare_tf_runner(job)
 
     def run(self, prepared: Prepared, params: ProtocolParams) -> ProtocolResult | Sequence[float]:
         import tensorflow as tf
 
-        from latbench.measure import input_factory
-
-        with stage(ErrorClass.RUNTIME), tf.device(self.tf_device):
-            return time_callable(prepared.artifact, input_factory(), params)
+        with tf.device(self.tf_device):
+            return time_runner(prepared.artifact, params)
 
     def cleanup(self, prepared: Prepared) -> None:
         from latbench.measure import clear_session

@@ -38,17 +38,16 @@ import json
 import math
 import re
 import shlex
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from eagle_agent.backends import Backend, BackendError, CheckResult, ErrorClass, JobSpec, Prepared, stage
-from eagle_agent.backends._artifacts import model_artifact, scratch_dir
+from eagle_agent.backends._artifacts import job_folder, model_artifact, remove_job_folder
+from eagle_agent.backends._nb201 import build_keras, framework_versions, job_cell, load_keras_builder, time_runner
 from eagle_agent.backends.tools import Classifier, Options, Shell, SshShell, find_tool, tail
-from latbench.protocol import ProtocolParams, ProtocolResult, time_callable
+from latbench.protocol import ProtocolParams, ProtocolResult
 from latbench.runtimes import runtime_versions
 
 JETPACK_TRTEXEC = "/usr/src/tensorrt/bin/trtexec"
@@ -179,13 +178,11 @@ class JetsonTrtBackend(Backend):
         return f"{self.board} ({self.shell.description})"
 
     def load(self) -> None:
-        from eagle_agent.backends._nb201 import load_keras_builder
-
         load_keras_builder()
         import latbench.models.onnx_export  # noqa: F401
 
     def versions(self) -> dict[str, str]:
-        out = {k: v for k, v in runtime_versions().items() if v and k != "litert"}
+        out = framework_versions()
         for dist in ("tf2onnx", "onnx"):
             with contextlib.suppress(metadata.PackageNotFoundError):
                 out[dist] = metadata.version(dist)
@@ -200,15 +197,8 @@ class JetsonTrtBackend(Backend):
     def prepare(self, job: JobSpec, workdir: Path) -> Prepared:
         self.ensure_supported(job)
         artifact = model_artifact(job, workdir, "onnx")
-        local = Path(tempfile.mkdtemp(prefix=f"trt-{job.job_id}-", dir=scratch_dir(workdir)))
-        prepared = Prepared(
-            job,
-            artifact=None,
-            build_s=artifact.build_s,
-            convert_s=artifact.convert_s,
-            cached=artifact.cached,
-            info={"graph_key": artifact.graph_key, "local": str(local)},
-        )
+        local = job_folder(workdir, "trt", job)
+        prepared = artifact.prepared(job, local=str(local))
         try:
             (local / "model.onnx").write_bytes(artifact.data)
             remote = self.shell.make_temp_dir(self.remote_dir, "eagle-trt-", timeout_s=self.copy_timeout_s)
@@ -264,9 +254,7 @@ class JetsonTrtBackend(Backend):
             if remote:
                 self.shell.remove_tree(remote, timeout_s=self.copy_timeout_s)
         finally:
-            local = prepared.info.pop("local", None)
-            if local:
-                shutil.rmtree(local, ignore_errors=True)
+            remove_job_folder(prepared, "local")
 
 
 class JetsonTfTrtBackend(Backend):
@@ -307,8 +295,6 @@ class JetsonTfTrtBackend(Backend):
         return self.board
 
     def load(self) -> None:
-        from eagle_agent.backends._nb201 import load_keras_builder
-
         load_keras_builder()
         from tensorflow.compiler.tf2tensorrt import _pywrap_py_utils
 
@@ -316,15 +302,13 @@ class JetsonTfTrtBackend(Backend):
             raise RuntimeError("this TensorFlow build has no TensorRT support (TF-TRT); use NVIDIA's wheels")
 
     def versions(self) -> dict[str, str]:
-        return {k: v for k, v in runtime_versions().items() if v and k != "litert"}
+        return framework_versions()
 
     def prepare(self, job: JobSpec, workdir: Path) -> Prepared:
-        from eagle_agent.backends._nb201 import build_keras, job_cell
-
         self.ensure_supported(job)
         cell = job_cell(job)
         model, build_s = build_keras(cell)
-        tmp = Path(tempfile.mkdtemp(prefix=f"tftrt-{job.job_id}-", dir=scratch_dir(workdir)))
+        tmp = job_folder(workdir, "tftrt", job)
         prepared = Prepared(
             job, artifact=None, build_s=build_s, info={"graph_key": cell.canonical_key, "tmp": str(tmp)}
         )
@@ -363,13 +347,8 @@ class JetsonTfTrtBackend(Backend):
         return run
 
     def run(self, prepared: Prepared, params: ProtocolParams) -> ProtocolResult | Sequence[float]:
-        from latbench.measure import input_factory
-
-        with stage(ErrorClass.RUNTIME):
-            return time_callable(prepared.artifact, input_factory(), params)
+        return time_runner(prepared.artifact, params)
 
     def cleanup(self, prepared: Prepared) -> None:
         prepared.artifact = None
-        tmp = prepared.info.pop("tmp", None)
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_job_folder(prepared, "tmp")

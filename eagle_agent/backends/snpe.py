@@ -38,8 +38,6 @@ import math
 import os
 import re
 import shlex
-import shutil
-import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -56,10 +54,10 @@ from eagle_agent.backends import (
     JobSpec,
     Prepared,
 )
-from eagle_agent.backends._artifacts import model_artifact, scratch_dir
+from eagle_agent.backends._artifacts import job_folder, model_artifact, remove_job_folder
+from eagle_agent.backends._nb201 import framework_versions, load_keras_builder
 from eagle_agent.backends.tools import Adb, Classifier, Options, find_tool, require_tool, run_tool, tail
 from latbench.protocol import ProtocolParams, ProtocolResult
-from latbench.runtimes import runtime_versions
 
 TARGET_PRECISIONS = {"cpu": ("fp32",), "gpu": ("fp32", "fp16"), "dsp": ("int8",)}
 TARGET_FLAGS = {"cpu": [], "gpu": ["--use_gpu"], "dsp": ["--use_dsp"]}
@@ -147,13 +145,16 @@ class SnpeBackend(Backend):
         self.board = opts.text("hardware", f"Snapdragon {self.target.upper()}")
 
     # -- tools ----------------------------------------------------------------------------------------
+    def _configured(self, name: str) -> str:
+        return str(Path(self.host_bin) / name) if self.host_bin else ""
+
     def _tool(self, name: str) -> str | None:
-        return find_tool(name, str(Path(self.host_bin) / name) if self.host_bin else "")
+        return find_tool(name, self._configured(name))
 
     def _require(self, name: str) -> str:
         return require_tool(
             name,
-            str(Path(self.host_bin) / name) if self.host_bin else "",
+            self._configured(name),
             hint="install the SNPE SDK and put its bin/x86_64-linux-clang on PATH (or option host_bin)",
         )
 
@@ -212,12 +213,10 @@ class SnpeBackend(Backend):
         return self.board
 
     def load(self) -> None:
-        from eagle_agent.backends._nb201 import load_keras_builder
-
         load_keras_builder()
 
     def versions(self) -> dict[str, str]:
-        out = {k: v for k, v in runtime_versions().items() if v and k != "litert"}
+        out = framework_versions()
         out["snpe_target"] = self.target
         return out
 
@@ -227,7 +226,7 @@ class SnpeBackend(Backend):
     # -- a job ----------------------------------------------------------------------------------------
     def prepare(self, job: JobSpec, workdir: Path) -> Prepared:
         self.ensure_supported(job)
-        local = Path(tempfile.mkdtemp(prefix=f"snpe-{job.job_id}-", dir=scratch_dir(workdir)))
+        local = job_folder(workdir, "snpe", job)
         prepared = Prepared(job, artifact=None, info={"local": str(local)})
         try:
             dlc = self._dlc(job, workdir, local, prepared)
@@ -266,47 +265,39 @@ class SnpeBackend(Backend):
         model_file = local / ("model.onnx" if self.converter == "onnx" else "model.tflite")
         model_file.write_bytes(source.data)
         float_dlc = local / "model_float.dlc"
-        result = run_tool(
-            [
-                self._require(self._converter_name()),
-                "--input_network",
-                str(model_file),
-                "--output_path",
-                str(float_dlc),
-            ],
-            timeout_s=self.convert_timeout_s,
-            error_class=ErrorClass.CONVERT,
-            what="converting to DLC",
-            classify=CONVERT_FAILURES,
+        converter = self._converter_name()
+        convert_s = self._convert(
+            converter, ["--input_network", str(model_file)], "--output_path", float_dlc, "converting to DLC"
         )
-        convert_s = result.elapsed_s
-        _require_file(float_dlc, self._converter_name())
         if self.target == "dsp":
             calib = self._write_raws(local, "calib", self.calibration_inputs, seed=1)
             listing = local / "calib.txt"
             listing.write_text("".join(f"{p}\n" for p in calib))
-            result = run_tool(
-                [
-                    self._require("snpe-dlc-quantize"),
-                    "--input_dlc",
-                    str(float_dlc),
-                    "--input_list",
-                    str(listing),
-                    "--output_dlc",
-                    str(out),
-                ],
-                timeout_s=self.convert_timeout_s,
-                error_class=ErrorClass.CONVERT,
-                what="quantising the DLC",
-                classify=CONVERT_FAILURES,
+            convert_s += self._convert(
+                "snpe-dlc-quantize",
+                ["--input_dlc", str(float_dlc), "--input_list", str(listing)],
+                "--output_dlc",
+                out,
+                "quantising the DLC",
             )
-            convert_s += result.elapsed_s
-            _require_file(out, "snpe-dlc-quantize")
         else:
             float_dlc.replace(out)
         prepared.convert_s = source.convert_s + convert_s
         cache.put(source.graph_key, precision, ".dlc", out.read_bytes())
         return out
+
+    def _convert(self, tool: str, args: list[str], output_flag: str, output: Path, what: str) -> float:
+        """Run a host converter writing ``output``; the seconds it took. It must write a non-empty file."""
+        result = run_tool(
+            [self._require(tool), *args, output_flag, str(output)],
+            timeout_s=self.convert_timeout_s,
+            error_class=ErrorClass.CONVERT,
+            what=what,
+            classify=CONVERT_FAILURES,
+        )
+        if not output.is_file() or os.path.getsize(output) == 0:
+            raise BackendError(ErrorClass.CONVERT, f"{tool} reported success but wrote no {output.name}")
+        return result.elapsed_s
 
     @staticmethod
     def _write_raws(folder: Path, stem: str, count: int, seed: int) -> list[Path]:
@@ -411,11 +402,4 @@ class SnpeBackend(Backend):
                     what="cleaning up on the phone",
                 )
         finally:
-            local = prepared.info.pop("local", None)
-            if local:
-                shutil.rmtree(local, ignore_errors=True)
-
-
-def _require_file(path: Path, tool: str) -> None:
-    if not path.is_file() or os.path.getsize(path) == 0:
-        raise BackendError(ErrorClass.CONVERT, f"{tool} reported success but wrote no {path.name}")
+            remove_job_folder(prepared, "local")

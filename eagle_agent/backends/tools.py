@@ -283,10 +283,9 @@ class Shell:
         if device_timeout_s is not None:
             command = with_device_timeout(command, device_timeout_s)
         result = self._execute(command, timeout_s, what)
-        step = what or command.split()[0]
         return finish_command(
             result,
-            step=step,
+            step=what or self._default_step(command),
             where=self.description,
             error_class=error_class,
             classify=classify,
@@ -294,7 +293,11 @@ class Shell:
             device_timeout_s=device_timeout_s,
         )
 
+    def _default_step(self, command: str) -> str:
+        return command.split()[0]
+
     def _execute(self, command: str, timeout_s: float, what: str) -> ToolResult:
+        """Run ``command`` on the target; the result carries the command's own exit status."""
         return run_tool(
             ["/bin/sh", "-c", command], timeout_s=timeout_s, error_class=ErrorClass.RUNTIME, what=what, check=False
         )
@@ -422,16 +425,21 @@ def parse_adb_devices(text: str) -> dict[str, str]:
 
 
 @dataclass
-class Adb:
-    """One Android device through ``adb`` (``-s serial`` on every call when a serial is configured).
+class Adb(Shell):
+    """One Android device through ``adb`` (``-s serial`` on every call when a serial is configured); a
+    :class:`Shell` whose commands run in ``adb shell`` (:meth:`shell` is :meth:`Shell.run`).
 
-    ``adb shell`` of old devices does not pass the remote exit status back, so :meth:`shell` appends
-    an ``echo`` of ``$?`` and reads it from the output.
+    ``adb shell`` of old devices does not pass the remote exit status back, so each command is followed
+    by an ``echo`` of ``$?`` that is read from the output.
     """
 
     adb: str
     serial: str = ""
     timeout_s: float = 60.0
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        return f"the device {self.serial}".rstrip()
 
     def _argv(self, *args: str) -> list[str]:
         return [self.adb, *(["-s", self.serial] if self.serial else []), *args]
@@ -463,21 +471,12 @@ class Adb:
             return f"device {serial} is unauthorized: accept the USB debugging prompt on the phone"
         return f"device {serial} is {state}: reconnect it or restart the adb server"
 
-    def shell(
-        self,
-        command: str,
-        *,
-        timeout_s: float,
-        error_class: ErrorClass,
-        what: str = "",
-        classify: Classifier | None = None,
-        check: bool = True,
-        device_timeout_s: float | None = None,
-    ) -> ToolResult:
-        """Run ``command`` in ``adb shell``; its exit status is the remote command's. ``device_timeout_s``
-        also limits it on the phone (``timeout_s`` is the local backstop)."""
-        if device_timeout_s is not None:
-            command = with_device_timeout(command, device_timeout_s)
+    shell = Shell.run
+
+    def _default_step(self, command: str) -> str:
+        return "adb shell"
+
+    def _execute(self, command: str, timeout_s: float, what: str) -> ToolResult:
         result = run_tool(
             self._argv("shell", f"( {command} ); echo {_ADB_RC}$?"),
             timeout_s=timeout_s,
@@ -492,17 +491,8 @@ class Adb:
         match = re.search(rf"{_ADB_RC}(\d+)\s*$", result.stdout)
         if match is None:
             raise BackendError(ErrorClass.RUNTIME, f"adb shell gave no exit status (connection lost?): {result.tail()}")
-        out = ToolResult(
+        return ToolResult(
             result.argv, int(match.group(1)), result.stdout[: match.start()], result.stderr, result.elapsed_s
-        )
-        return finish_command(
-            out,
-            step=what or "adb shell",
-            where=f"the device {self.serial}".rstrip(),
-            error_class=error_class,
-            classify=classify,
-            check=check,
-            device_timeout_s=device_timeout_s,
         )
 
     def push(self, local: Path, remote: str, *, timeout_s: float | None = None) -> None:

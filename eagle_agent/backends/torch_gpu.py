@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from eagle_agent.backends import Backend, BackendError, CheckResult, ErrorClass, JobSpec, Prepared, stage
+from eagle_agent.backends import CheckResult, ErrorClass, JobSpec, Prepared, stage
+from eagle_agent.backends._gpu import NvidiaGpuBackend
 from eagle_agent.backends._nb201 import job_cell
-from eagle_agent.backends.tools import Options, nvidia_gpus
-from eagle_agent.detect import cpu_model
+from eagle_agent.backends.tools import Options
 from latbench.measure import INPUT_SHAPE
 from latbench.protocol import ProtocolParams, ProtocolResult, time_callable
 
@@ -60,7 +60,7 @@ def nchw_input_factory(seed: int = 0) -> Callable[[], np.ndarray]:
     return make_input
 
 
-class TorchGpuBackend(Backend):
+class TorchGpuBackend(NvidiaGpuBackend):
     name = "torch_gpu"
     runtime = "torch"
     precisions = ("fp32", "fp16")
@@ -71,8 +71,6 @@ class TorchGpuBackend(Backend):
         self.device = opts.text("device", "cuda", choices=("cuda", "cpu"))
         self.gpu_index = opts.integer("gpu_index", 0, minimum=0)
         self.cudnn_benchmark = opts.flag("cudnn_benchmark", True)
-        self._gpu_name = ""
-        self._driver = ""
 
     @property
     def torch_device(self) -> str:
@@ -86,33 +84,12 @@ class TorchGpuBackend(Backend):
             missing["torch"] = "not installed: pip install 'eagle-latbench[torch]' (a CUDA build for GPUs)"
             return CheckResult(found, missing)
         found["torch"] = metadata.version("torch")
-        if self.device == "cpu":
-            found["device"] = f"cpu ({cpu_model()})"
-            return CheckResult(found, missing)
-        if not cuda:
-            missing["torch"] = f"torch {found.pop('torch')} is a CPU build: install a CUDA build of torch"
-        else:
-            found["torch_cuda"] = cuda
-        try:
-            gpus = nvidia_gpus()
-        except BackendError as exc:
-            missing["gpu"] = exc.message
-            return CheckResult(found, missing)
-        gpu = next((g for g in gpus if g.index == self.gpu_index), None)
-        if gpu is None:
-            missing["gpu"] = f"nvidia-smi lists {len(gpus)} GPU(s); gpu_index {self.gpu_index} is not one of them"
-        else:
-            self._gpu_name, self._driver = gpu.name, gpu.driver
-            found["gpu"] = f"{gpu.name} ({gpu.memory_mib} MiB)"
-            found["driver"] = gpu.driver
-        return CheckResult(found, missing)
-
-    def hardware(self) -> str:
-        if self.device == "cpu":
-            return cpu_model()
-        if not self._gpu_name:
-            self.check()
-        return self._gpu_name or f"GPU {self.gpu_index}"
+        if self.device == "cuda":
+            if not cuda:
+                missing["torch"] = f"torch {found.pop('torch')} is a CPU build: install a CUDA build of torch"
+            else:
+                found["torch_cuda"] = cuda
+        return self._check_device(found, missing)
 
     def load(self) -> None:
         import torch

@@ -1,5 +1,6 @@
 """Fixtures of the hardware-backend tests: the fake tools on PATH, injected faults, a shared artifact
-cache (converted models are reused across tests, as an agent reuses them across jobs), jobs."""
+cache (converted models are reused across tests, as an agent reuses them across jobs), jobs, and
+failed jobs."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from eagle_agent.backends import JobSpec
+from eagle_agent.backends import Backend, BackendError, ErrorClass, JobSpec
+from eagle_agent.worker import measure_job
 from latbench.nb201 import Arch
 
 FAKE_TOOLS = Path(__file__).resolve().parents[1] / "fake_tools"
@@ -103,3 +105,12 @@ def make_job(
         warmup=warmup,
         group_size=group_size,
     )
+
+
+def job_failure(backend: Backend, job: JobSpec, workdir: Path, error_class: ErrorClass, words: str) -> BackendError:
+    """Measure ``job`` as the worker does; it must fail as ``error_class`` with ``words`` in the message."""
+    with pytest.raises(BackendError) as exc:
+        measure_job(backend, job, workdir)
+    assert exc.value.error_class == error_class, exc.value.message
+    assert words in exc.value.message
+    return exc.value

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eagle_agent.backends import BackendError, ErrorClass, create_backend
+from eagle_agent.backends import ErrorClass, create_backend
 from eagle_agent.backends.edgetpu import (
     CompilerLogError,
     DelegatedRunner,
@@ -18,7 +18,7 @@ from eagle_agent.backends.edgetpu import (
 )
 from eagle_agent.worker import measure_job
 
-from .conftest import FIXTURES, FakeTools, make_job
+from .conftest import FIXTURES, FakeTools, job_failure, make_job
 
 LOADER = "tests.agent.fake_tools.fake_delegate:load"
 
@@ -127,11 +127,10 @@ def test_compiler_failures(
     tools: FakeTools, artifacts_workdir: Path, delegate_lib: Path, fault: str, error_class: ErrorClass, words: str
 ) -> None:
     tools.fault("edgetpu_compiler", fault)
-    with pytest.raises(BackendError) as exc:
-        measure_job(backend_for(delegate_lib, compile_timeout_s=2), make_job(40, "edgetpu", "int8"), artifacts_workdir)
-    assert exc.value.error_class == error_class and words in exc.value.message
+    backend = backend_for(delegate_lib, compile_timeout_s=2)
+    error = job_failure(backend, make_job(40, "edgetpu", "int8"), artifacts_workdir, error_class, words)
     if fault == "fail":
-        assert "Model could not be parsed" in exc.value.message  # the compiler's own words
+        assert "Model could not be parsed" in error.message  # the compiler's own words
     assert not any((artifacts_workdir / "scratch").iterdir())
 
 
@@ -140,10 +139,9 @@ def test_no_edge_tpu_attached_is_a_runtime_failure(
     tools: FakeTools, artifacts_workdir: Path, delegate_lib: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EAGLE_FAKE_DELEGATE_FAIL", "1")
-    with pytest.raises(BackendError) as exc:
-        measure_job(backend_for(delegate_lib), make_job(40, "edgetpu", "int8"), artifacts_workdir)
-    assert exc.value.error_class == ErrorClass.RUNTIME
-    assert f"cannot load the Edge TPU delegate {delegate_lib}: Failed to load delegate" in exc.value.message
+    job = make_job(40, "edgetpu", "int8")
+    words = f"cannot load the Edge TPU delegate {delegate_lib}: Failed to load delegate"
+    job_failure(backend_for(delegate_lib), job, artifacts_workdir, ErrorClass.RUNTIME, words)
 
 
 @pytest.mark.slow

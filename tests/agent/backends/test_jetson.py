@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eagle_agent.backends import BackendError, ErrorClass, create_backend
+from eagle_agent.backends import ErrorClass, create_backend
 from eagle_agent.backends.jetson import (
     _TRT_VERSION_RE,
     JetsonTfTrtBackend,
@@ -19,7 +19,7 @@ from eagle_agent.backends.jetson import (
 from eagle_agent.worker import measure_job
 from latbench.protocol import ProtocolParams
 
-from .conftest import FIXTURES, FakeTools, make_job
+from .conftest import FIXTURES, FakeTools, job_failure, make_job
 
 
 # -- the parser -----------------------------------------------------------------------------------------
@@ -150,10 +150,7 @@ def test_trtexec_failures_are_classified_and_cleaned_up(
     board = tmp_path / "board"
     backend = JetsonTrtBackend({"remote_dir": str(board), "trtexec_timeout_s": 3})
     tools.fault("trtexec", fault)
-    with pytest.raises(BackendError) as exc:
-        measure_job(backend, make_job(3, runs=10, warmup=2), artifacts_workdir)
-    assert exc.value.error_class == error_class
-    assert words in exc.value.message
+    job_failure(backend, make_job(3, runs=10, warmup=2), artifacts_workdir, error_class, words)
     assert not remote_leftovers(board)
 
 
@@ -164,9 +161,7 @@ def test_unreachable_board_is_a_runtime_failure(
     monkeypatch.setenv("EAGLE_FAKE_SSH_HOSTS", "elsewhere")
     backend = JetsonTrtBackend({"host": "nano.lab", "remote_dir": str(tmp_path)})
     assert "Could not resolve hostname nano.lab" in backend.check().missing["board"]
-    with pytest.raises(BackendError) as exc:
-        measure_job(backend, make_job(3), artifacts_workdir)
-    assert exc.value.error_class == ErrorClass.RUNTIME and "ssh to nano.lab failed" in exc.value.message
+    job_failure(backend, make_job(3), artifacts_workdir, ErrorClass.RUNTIME, "ssh to nano.lab failed")
 
 
 def test_check_names_what_is_missing(tools: FakeTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from eagle_agent.backends import BackendError, ErrorClass, create_backend
+from eagle_agent.backends import ErrorClass, create_backend
 from eagle_agent.backends.snpe import DiagFormatError, SnpeBackend, parse_diag_csv
 from eagle_agent.worker import measure_job
 
-from .conftest import FIXTURES, FakeTools, install_tool, make_job
+from .conftest import FIXTURES, FakeTools, install_tool, job_failure, make_job
 
 SERIAL = "R58M12ABCDE"
 
@@ -173,9 +173,7 @@ def test_tool_failures_are_classified_and_the_phone_cleaned(
 ) -> None:
     tools.fault(tool, fault)
     backend = SnpeBackend(options(phone, run_timeout_s=3))
-    with pytest.raises(BackendError) as exc:
-        measure_job(backend, make_job(45, "snpe", "fp32", runs=10, warmup=1), workdir)
-    assert exc.value.error_class == error_class and words in exc.value.message
+    job_failure(backend, make_job(45, "snpe", "fp32", runs=10, warmup=1), workdir, error_class, words)
     assert not jobs_left_on(phone) and not any((workdir / "scratch").iterdir())
 
 
