@@ -15,10 +15,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from eagle_server.routers import agents, campaigns, devices, health, latbench, measurements
+from eagle_server.routers import agents, campaigns, devices, health, latbench, measurements, predict, predictors
 from eagle_server.settings import Settings
 from latbench import __version__
 from latbench.store.db import open_store
+from predictors.serving import PredictionService
 
 API_PREFIX = "/v1"
 
@@ -74,13 +75,15 @@ def create_app(settings: Settings, session_factory: sessionmaker[Session] | None
     app = FastAPI(
         title="Eagle",
         version=__version__,
-        description="Latency measurement service: LatBench store, campaigns of NB201 models, agents.",
+        description="Latency measurement and prediction: LatBench store, NB201 campaigns, agents, predictors.",
         docs_url="/docs",
     )
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.api_key = settings.api_key or None
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    for module in (health, devices, agents, campaigns, measurements, latbench):
+    # Predictions: the newest ready predictor per device, artifacts materialised under the workdir.
+    app.state.predictions = PredictionService(session_factory, Path(settings.workdir))
+    for module in (health, devices, agents, campaigns, measurements, latbench, predict, predictors):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

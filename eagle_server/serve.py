@@ -1,13 +1,17 @@
 """``eagle serve``: one process with the REST API (uvicorn), the agent service (gRPC) and, on request, a
-local desktop-CPU agent.
+local desktop-CPU agent and the predictor trainer.
 
 Start-up, in order: migrate the store (``upgrade``), load the shipped LatBench 2020 release into an
-empty store (setting ``import_latbench_on_start``), settle the API key (configured, else the one kept in
-``<workdir>/api_key``, else a new one written there so later CLI calls on this machine find it), start
-gRPC, bind and start uvicorn (in a thread, so this module owns the signals), start the local agent.
+empty store (setting ``import_latbench_on_start``), register the shipped latency predictors for the
+LatBench devices that have none (so predictions work at once), settle the API key (configured, else the
+one kept in ``<workdir>/api_key``, else a new one written there so later CLI calls on this machine find
+it), start gRPC, bind and start uvicorn (in a thread, so this module owns the signals), load the ready
+predictors in a background thread (setting ``warm_predictors``), start the local agent and, with
+``run_trainer``, an ``eagle trainer`` child process on the same store and workdir.
 
-Shutdown on SIGINT / SIGTERM, in order: the local agent (SIGTERM: it finishes or hands back its job while
-gRPC is still up; killed after ``AGENT_STOP_S``), gRPC, uvicorn. A second signal skips the waiting.
+Shutdown on SIGINT / SIGTERM, in order: the trainer (SIGTERM: it abandons a training in progress), the
+local agent (SIGTERM: it finishes or hands back its job while gRPC is still up; killed after
+``AGENT_STOP_S``), gRPC, uvicorn. A second signal skips the waiting.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from latbench.store.devices import ensure_device
 from latbench.store.models import Measurement
 from latbench.store.releases import import_latbench_2020
 from latbench.store.tokens import create_agent_token
+from predictors.service import register_shipped
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +93,22 @@ def prepare_store(url: str, import_latbench: bool) -> tuple[Engine, sessionmaker
             if empty:
                 imported = import_latbench_2020(session)
     return engine, factory, imported
+
+
+def register_shipped_predictors(factory: sessionmaker[Session]) -> list[str]:
+    """Register the shipped latency predictors for the store's LatBench devices that have none."""
+    try:
+        with factory() as session:
+            return register_shipped(session)
+    except Exception as exc:  # predictions are a convenience at start: never refuse to serve over them
+        log.error("cannot register the shipped predictors: %s", exc)
+        return []
+
+
+def start_trainer(url: str, workdir: Path, log_file: IO[bytes] | None) -> subprocess.Popen[bytes]:
+    """``eagle trainer`` on the server's store and workdir, in its own process group (stopped by ``stop``)."""
+    argv = [sys.executable, "-m", "latbench.cli", "trainer", "--db", url, "--workdir", str(workdir)]
+    return subprocess.Popen(argv, stdout=log_file, stderr=log_file, start_new_session=True)
 
 
 def _masked(url: str) -> str:
@@ -179,15 +200,20 @@ class EagleServer:
     factory: sessionmaker[Session] | None = None
     grpc: GrpcServer | None = None
     agent: subprocess.Popen[bytes] | None = None
+    trainer: subprocess.Popen[bytes] | None = None
+    shipped_predictors: list[str] = field(default_factory=list)
     _uvicorn: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
     _agent_log: IO[bytes] | None = None
+    _trainer_log: IO[bytes] | None = None
+    _warm: threading.Thread | None = None
 
     def start(self) -> None:
         s = self.settings
         url = database_url(s)
         self.engine, factory, self.imported = prepare_store(url, s.import_latbench_on_start)
         self.factory = factory
+        self.shipped_predictors = register_shipped_predictors(factory)
         self.api_key, self.api_key_source = resolve_api_key(s)
         settings = Settings(**{**s.model_dump(), "api_key": self.api_key})
         sock = bind_socket(s.http_host, s.http_port)
@@ -217,6 +243,14 @@ class EagleServer:
                 self.stop()
                 raise ServeError(f"the REST server did not start on {self.rest_url}")
             time.sleep(0.05)
+        if s.warm_predictors:  # first predictions then need no loading (seconds per device otherwise)
+            self._warm = threading.Thread(target=app.state.predictions.warm, name="eagle-warm", daemon=True)
+            self._warm.start()
+        if s.run_trainer:
+            workdir = Path(s.workdir)
+            workdir.mkdir(parents=True, exist_ok=True)
+            self._trainer_log = (workdir / "trainer.log").open("ab")
+            self.trainer = start_trainer(url, workdir, self._trainer_log)
 
         if self.local_agent:
             workdir = Path(s.workdir)
@@ -237,6 +271,12 @@ class EagleServer:
                 f"  imported LatBench 2020: {self.imported['inserted']} measurements, "
                 f"{self.imported['devices']} devices"
             )
+        if self.shipped_predictors:
+            lines.append(f"  predictors: shipped ones registered for {len(self.shipped_predictors)} LatBench devices")
+        if self.trainer is not None:
+            lines.append(
+                f"  trainer pid {self.trainer.pid} (log: {Path(self.settings.workdir) / 'trainer.log'})"
+            )
         if self.agent is not None:
             lines.append(
                 f"  local agent pid {self.agent.pid}, device {LOCAL_DEVICE!r}, runtime {self.agent_runtime} "
@@ -249,12 +289,22 @@ class EagleServer:
             log.error("the local agent exited with code %s (see its log); serving without it", self.agent.returncode)
             print(f"eagle serve: the local agent exited with code {self.agent.returncode}", file=sys.stderr)
             self.agent = None
+        if self.trainer is not None and self.trainer.poll() is not None:
+            log.error("the trainer exited with code %s (see its log)", self.trainer.returncode)
+            print(f"eagle serve: the trainer exited with code {self.trainer.returncode}", file=sys.stderr)
+            self.trainer = None
 
     @property
     def rest_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self, hurry: bool = False) -> None:
+        if self.trainer is not None:
+            stop_process(self.trainer, 2.0 if hurry else AGENT_STOP_S)
+            self.trainer = None
+        if self._trainer_log is not None:
+            self._trainer_log.close()
+            self._trainer_log = None
         if self.agent is not None:
             stop_process(self.agent, 2.0 if hurry else AGENT_STOP_S)
             self.agent = None

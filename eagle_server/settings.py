@@ -38,6 +38,14 @@ class Settings(BaseSettings):
         default=True, description="load the shipped LatBench 2020 release into an empty store"
     )
     workdir: str = Field(default="var", description="where the server keeps its files (artifacts, predictors)")
+    warm_predictors: bool = Field(
+        default=False,
+        description="load every ready latency predictor in a background thread at start (else each on first use; "
+        "off by default: it costs CPU while a local agent may be timing models)",
+    )
+    run_trainer: bool = Field(
+        default=False, description="start `eagle trainer` beside the server (a child process on the same store)"
+    )
 
     @field_validator("grpc_address")
     @classmethod

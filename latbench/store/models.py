@@ -7,6 +7,10 @@ one measurement (``measurements.job_id`` is unique). Measurements imported from 
 Times are stored in UTC: :class:`UtcDateTime` gives back timezone-aware values on every backend
 (SQLite keeps naive text), so Python code can compare them with ``datetime.now(UTC)``.
 
+Predictor versions (``predictor_versions``) are the trainer's registry: one row per trained (or training)
+predictor of a device and kind, its artifact files kept in ``predictor_files`` so that a server on another
+host can load what a trainer wrote (see ``predictors/registry.py``).
+
 The Alembic migrations in ``latbench/store/migrations`` must create exactly this metadata; a test
 diffs them (autogenerate) on SQLite and PostgreSQL.
 """
@@ -26,10 +30,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -242,3 +248,59 @@ class Release(Base):
     version: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sidecar: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# -- predictor registry (migration 0002) -------------------------------------------------------------------
+class PredictorState(enum.StrEnum):
+    TRAINING = "training"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class PredictorVersion(Base):
+    """One predictor of a device and kind; ``version`` counts 1, 2, ... per (device, kind).
+
+    ``device_id`` is null for device-independent kinds (accuracy, binary relation). ``updated_at`` is the
+    trainer's heartbeat while ``state`` is training: a row that stops beating belonged to a dead trainer.
+    """
+
+    __tablename__ = "predictor_versions"
+    __table_args__ = (
+        UniqueConstraint("device_id", "kind", "version"),
+        # latest_ready: the newest ready version of a device and kind
+        Index("ix_predictor_versions_device_id_kind_state", "device_id", "kind", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    kind: Mapped[str] = mapped_column(String(32))  # latency, accuracy, binary, flops, layerwise
+    version: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default=PredictorState.TRAINING.value)
+    method: Mapped[str] = mapped_column(String(32))  # gcn, few-shot, pretrained, ...
+    train_count: Mapped[int] = mapped_column(Integer)
+    train_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the sorted training indices
+    train_indices: Mapped[list[Any] | None] = mapped_column(JSON)
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # on held-out data
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # epoch, epochs, losses while training
+    artifact: Mapped[str | None] = mapped_column(String(512))  # directory under the workdir, or package:...
+    error: Mapped[str | None] = mapped_column(Text)
+    measurement_count: Mapped[int] = mapped_column(Integer)  # the device's measurements when training began
+    worker: Mapped[str | None] = mapped_column(String(NAME_LEN))  # host:pid of the trainer
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+    device: Mapped[Device | None] = relationship(lazy="joined")
+
+
+class PredictorFile(Base):
+    """A file of a predictor's artifact (JSON config, Keras weights): what a server on another host loads."""
+
+    __tablename__ = "predictor_files"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("predictor_versions.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)  # path inside the artifact directory
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,630 @@
+"""Training predictor versions from the store, and the trainer service (``eagle trainer``).
+
+One training (:func:`train_latency`): read the device's measurements (newest per cell), split them into
+training / validation / held-out test models, register a version in state *training*, fit while
+reporting progress (the registry row doubles as the trainer's heartbeat), score the test models, save
+the artifact under ``<workdir>/predictors/<device>/latency/v<N>`` and mark the version ready (its
+files are copied into the store). Any error marks the version failed with the message.
+
+Methods:
+
+* ``gcn`` — the BRP-NAS GCN latency predictor (``predictors.latency``), paper defaults: 900 training and
+  100 validation models, the rest held out.
+* ``few-shot`` — for a device with only a handful of measurements (10-50). *Pretraining*: the GCNs shipped
+  for the 13 LatBench devices (``predictors/pretrained``) each learnt one device; together they are a
+  bank of latency "shapes" over the space. *Adaptation*: the new device's log latency is fitted as a
+  ridge-regularised linear map of the bank's log predictions plus four op counts of the cell (1x1 and 3x3
+  convolutions, pools, edges; they absorb an op that is relatively faster or slower on the new device).
+  The ridge strength is chosen by leave-one-out error on the adaptation measurements, which is also how
+  the version's metrics are computed when no other measurements exist. A LatBench device never uses its
+  own shipped predictor as a base. The artifact holds ``fewshot.json`` (the map) and a copy of each base
+  predictor, so it loads without the package's weights.
+* ``pretrained`` — the shipped predictors themselves, registered by :func:`register_shipped` for the
+  LatBench devices of a fresh store so that predictions are available at once.
+
+The service (:class:`Trainer`): every ``interval_s`` it fails versions whose trainer died (no heartbeat),
+registers shipped predictors for LatBench devices that have none, and, one device at a time, trains a new
+version for each device with at least ``min_new`` measurements more than its newest version was trained
+with (a first version needs ``min_total``; below ``gcn_min`` measurements it is a few-shot version).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from latbench import nb201
+from latbench.store.devices import require_device
+from latbench.store.models import Device, Measurement, PredictorState, PredictorVersion
+from predictors import registry
+
+log = logging.getLogger(__name__)
+
+FEW_SHOT_FILE = "fewshot.json"
+FEW_SHOT_FORMAT = 1
+MIN_GCN = 30  # measurements a full GCN needs (fewer: use --few-shot)
+MIN_FEW_SHOT = 5
+RIDGE_LAMBDAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+class TrainingError(ValueError):
+    """A training that cannot run (too few measurements, no base predictors, ...); the message says why."""
+
+
+class Interrupted(Exception):
+    """The trainer was asked to stop during a training (the version is marked failed)."""
+
+
+# -- data ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeviceData:
+    device: str
+    indices: np.ndarray  # valid NB201 cells with a measurement, ascending
+    latency_ms: np.ndarray  # the newest measurement of each
+    measurement_count: int  # the device's measurement rows (all of them)
+
+
+def load_device_data(session: Session, device: str) -> DeviceData:
+    """The device's newest measured latency per valid cell."""
+    from latbench.graph import encode_all_nb201
+
+    dev = require_device(session, device)
+    rows = session.execute(
+        select(Measurement.arch_index, Measurement.latency_ms)
+        .where(Measurement.device_id == dev.id)
+        .order_by(Measurement.measured_at, Measurement.id)
+    ).all()
+    values = np.full(nb201.NUM_ARCHS, np.nan)
+    for index, latency in rows:  # oldest first: the newest wins
+        values[index] = latency
+    valid = encode_all_nb201().valid
+    keep = np.flatnonzero(np.isfinite(values) & valid & (values > 0))
+    return DeviceData(device, keep, values[keep], len(rows))
+
+
+@dataclass(frozen=True)
+class Split:
+    train: np.ndarray  # positions into DeviceData.indices
+    val: np.ndarray
+    test: np.ndarray
+
+
+def split_data(n: int, train_size: int, seed: int) -> Split:
+    """Random train / validation / test positions of ``n`` measured models.
+
+    The paper's split is 900 / 100 / the rest; validation is a ninth of training. At least a tenth of
+    the models (and 2) stay held out for testing, shrinking training when ``n`` is small.
+    """
+    if train_size < 1:
+        raise TrainingError(f"--train-size must be positive, got {train_size}")
+    if n < MIN_GCN:
+        raise TrainingError(
+            f"{n} measured models are too few to train a GCN (it needs at least {MIN_GCN}): measure more, "
+            "or adapt the pretrained predictors with --few-shot"
+        )
+    test_min = max(2, math.ceil(n / 10))
+    val = max(2, round(train_size / 9))
+    train = train_size
+    if train + val + test_min > n:
+        val = max(2, round((n - test_min) / 10))
+        train = n - test_min - val
+    order = np.random.default_rng(seed).permutation(n)
+    return Split(order[:train], order[train : train + val], order[train + val :])
+
+
+# -- options ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainOptions:
+    """What ``eagle train latency`` and the trainer use (defaults: the paper's Table S1)."""
+
+    train_size: int = 900
+    epochs: int = 250
+    seed: int = 0
+    layers: int = 4
+    hidden: int = 600
+    batch_size: int = 10
+    few_shot: bool = False
+    shots: int | None = None  # few-shot: use at most this many measurements (default: all, up to 200)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.layers < 1 or self.hidden < 1 or self.batch_size < 1:
+            raise TrainingError(f"epochs, layers, hidden and batch size must be positive: {self}")
+        if self.shots is not None and self.shots < MIN_FEW_SHOT:
+            raise TrainingError(f"--shots must be at least {MIN_FEW_SHOT}, got {self.shots}")
+
+
+MAX_SHOTS = 200  # few-shot on more data gains little; a GCN is the better choice from ~300 models
+
+
+# -- few-shot adaptation ------------------------------------------------------------------------------------
+def op_counts(features: np.ndarray, adjacency: np.ndarray) -> np.ndarray:
+    """(B, 4): 1x1 convs, 3x3 convs, pools and edges of each pruned cell (from the GCN encoding)."""
+    cells = adjacency.shape[1] - 1  # without the global node
+    counts = features[:, :cells, :3].sum(axis=1)
+    edges = adjacency[:, :cells, :cells].sum(axis=(1, 2)) - np.trace(adjacency[:, :cells, :cells], axis1=1, axis2=2)
+    return np.concatenate([counts, edges[:, None]], axis=1).astype(np.float64)
+
+
+@dataclass
+class RidgeMap:
+    """y = intercept + ((x - mean) / std) · weights, with the ridge strength ``lam``."""
+
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    intercept: float = 0.0
+    lam: float = 1.0
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, lam: float) -> RidgeMap:
+        mean, std = x.mean(axis=0), x.std(axis=0)
+        std = np.where(std > 1e-12, std, 1.0)
+        z = (x - mean) / std
+        w = np.linalg.solve(z.T @ z + lam * np.eye(z.shape[1]), z.T @ (y - y.mean()))
+        return cls(mean.tolist(), std.tolist(), w.tolist(), float(y.mean()), float(lam))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.intercept + ((x - np.asarray(self.mean)) / np.asarray(self.std)) @ np.asarray(self.weights)
+
+
+def cross_validated(x: np.ndarray, y: np.ndarray, lam: float, folds: int = 0) -> np.ndarray:
+    """Out-of-fold predictions (leave-one-out when ``folds`` is 0 or >= len(y))."""
+    n = y.shape[0]
+    k = n if folds <= 0 or folds >= n else folds
+    fold = np.arange(n) % k
+    out = np.empty(n)
+    for f in range(k):
+        held = fold == f
+        out[held] = RidgeMap.fit(x[~held], y[~held], lam)(x[held])
+    return out
+
+
+class FewShotPredictor:
+    """A new device's latency from a bank of pretrained per-device predictors (see the module docstring)."""
+
+    kind: ClassVar[str] = "latency"
+
+    def __init__(self, bases: Mapping[str, Any]) -> None:
+        if not bases:
+            raise TrainingError("few-shot adaptation needs pretrained base predictors; none are available")
+        self.bases = dict(bases)
+        self.ridge: RidgeMap | None = None
+        self.fit_info: dict[str, Any] = {}
+
+    def features(self, adjacency: np.ndarray, features: np.ndarray) -> np.ndarray:
+        logs = [np.log(np.asarray(p.predict(adjacency, features), dtype=np.float64)) for p in self.bases.values()]
+        return np.concatenate([np.stack(logs, axis=1), op_counts(features, adjacency)], axis=1)
+
+    def fit(self, adjacency: np.ndarray, features: np.ndarray, y_ms: np.ndarray) -> dict[str, Any]:
+        """Choose the ridge strength by leave-one-out error, fit, and return the out-of-fold predictions' info."""
+        y = np.log(np.asarray(y_ms, dtype=np.float64))
+        if y.shape[0] < MIN_FEW_SHOT:
+            raise TrainingError(f"few-shot adaptation needs at least {MIN_FEW_SHOT} measurements, got {y.shape[0]}")
+        x = self.features(adjacency, features)
+        folds = 0 if y.shape[0] <= 60 else 10
+        errors = {lam: float(np.mean((cross_validated(x, y, lam, folds) - y) ** 2)) for lam in RIDGE_LAMBDAS}
+        lam = min(errors, key=lambda k: errors[k])
+        self.ridge = RidgeMap.fit(x, y, lam)
+        oof = np.exp(cross_validated(x, y, lam, folds))
+        self.fit_info = {"lambda": lam, "cv": "leave-one-out" if folds == 0 else f"{folds}-fold", "shots": len(y)}
+        return {**self.fit_info, "oof_ms": oof}
+
+    def predict(self, adjacency: np.ndarray, features: np.ndarray) -> np.ndarray:
+        if self.ridge is None:
+            raise ValueError("the few-shot predictor is not fitted")
+        if adjacency.shape[0] == 0:
+            return np.zeros(0)
+        return np.exp(self.ridge(self.features(adjacency, features)))
+
+    def predict_nb201(self) -> np.ndarray:
+        from latbench.graph import encode_all_nb201
+
+        enc = encode_all_nb201()
+        out = np.full(enc.valid.shape[0], np.nan)
+        out[enc.valid] = self.predict(enc.adjacency[enc.valid], enc.features[enc.valid])
+        return out
+
+    def save(self, directory: str | Path) -> Path:
+        if self.ridge is None:
+            raise ValueError("nothing to save: the few-shot predictor is not fitted")
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for name, base in self.bases.items():
+            base.save(path / "bases" / name)
+        meta = {
+            "format": FEW_SHOT_FORMAT,
+            "kind": self.kind,
+            "method": "few-shot",
+            "bases": list(self.bases),
+            "features": [f"log_ms:{name}" for name in self.bases] + ["conv1x1", "conv3x3", "avgpool", "edges"],
+            "ridge": asdict(self.ridge),
+            "fit": self.fit_info,
+        }
+        (path / FEW_SHOT_FILE).write_text(json.dumps(meta, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        from predictors.latency import LatencyPredictor
+
+        path = Path(directory)
+        meta = json.loads((path / FEW_SHOT_FILE).read_text())
+        if meta.get("format") != FEW_SHOT_FORMAT or meta.get("kind") != cls.kind:
+            raise ValueError(f"{path / FEW_SHOT_FILE}: not a few-shot latency predictor of format {FEW_SHOT_FORMAT}")
+        obj = cls({name: LatencyPredictor.load(path / "bases" / name) for name in meta["bases"]})
+        obj.ridge = RidgeMap(**meta["ridge"])
+        obj.fit_info = dict(meta.get("fit") or {})
+        return obj
+
+
+def shipped_bases(exclude: str) -> dict[str, Any]:
+    """The shipped pretrained predictors of every LatBench device but ``exclude``."""
+    from predictors.latency import LatencyPredictor
+    from predictors.pretrained import shipped_devices, shipped_dir
+
+    return {name: LatencyPredictor.load(shipped_dir(name)) for name in shipped_devices() if name != exclude}
+
+
+# -- one training -------------------------------------------------------------------------------------------
+def _metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, Any]:
+    from predictors import metrics
+
+    if true.shape[0] < 2:
+        return {"n_test": int(true.shape[0])}
+    out: dict[str, Any] = {k: round(float(v), 4) for k, v in metrics.summary(pred, true).items()}
+    out["n_test"] = int(true.shape[0])
+    return out
+
+
+class _Heartbeat:
+    """Forwards progress to a callback and, at most once a second, to the registry row."""
+
+    def __init__(self, factory: sessionmaker[Session], version_id: int, on_progress: ProgressFn | None) -> None:
+        self.factory, self.version_id, self.on_progress = factory, version_id, on_progress
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def __call__(self, progress: dict[str, Any], force: bool = False) -> None:
+        progress = {**progress, "elapsed_s": round(time.monotonic() - self.started, 1)}
+        if self.on_progress is not None:
+            self.on_progress(progress)
+        now = time.monotonic()
+        if force or now - self._last >= 1.0:
+            self._last = now
+            with self.factory() as session:
+                registry.update_progress(session, self.version_id, progress)
+
+    def epoch(self, epoch: int, total: int, logs: dict[str, float]) -> None:
+        elapsed = time.monotonic() - self.started
+        progress = {
+            "phase": "training",
+            "epoch": epoch,
+            "epochs": total,
+            **{k: round(float(v), 6) for k, v in logs.items()},
+            # the upper bound: early stopping usually ends it sooner
+            "eta_s": round(elapsed / epoch * (total - epoch), 1),
+        }
+        self(progress, force=epoch == 1)
+
+
+def train_latency(
+    factory: sessionmaker[Session],
+    device: str,
+    workdir: str | Path,
+    options: TrainOptions | None = None,
+    on_progress: ProgressFn | None = None,
+) -> PredictorVersion:
+    """Train, evaluate and register one latency version of ``device`` (see the module docstring)."""
+    options = options or TrainOptions()
+    with factory() as session:
+        data = load_device_data(session, device)
+    n = data.indices.shape[0]
+    if options.few_shot:
+        return _train_few_shot(factory, data, Path(workdir), options, on_progress)
+    split = split_data(n, options.train_size, options.seed)
+    from predictors.gcn import GCNConfig
+    from predictors.regressor import TrainConfig
+
+    gcn = GCNConfig(layers=options.layers, hidden=options.hidden)
+    train_cfg = TrainConfig(epochs=options.epochs, batch_size=options.batch_size, seed=options.seed)
+    hyper = {
+        "method": "gcn",
+        "gcn": gcn.to_dict(),
+        "train": asdict(train_cfg),
+        "split": {"train": int(split.train.size), "val": int(split.val.size), "test": int(split.test.size)},
+        "seed": options.seed,
+    }
+    with factory() as session:
+        row = registry.register_version(
+            session,
+            device,
+            "latency",
+            method="gcn",
+            train_indices=data.indices[split.train].tolist(),
+            hyperparameters=hyper,
+            measurement_count=data.measurement_count,
+        )
+        version_id, version = row.id, row.version
+    beat = _Heartbeat(factory, version_id, on_progress)
+    try:
+        from latbench.graph import encode_all_nb201
+        from predictors.latency import LatencyPredictor
+
+        enc = encode_all_nb201()
+        a, f, y = enc.adjacency[data.indices], enc.features[data.indices], data.latency_ms
+        beat({"phase": "starting", "epoch": 0, "epochs": options.epochs}, force=True)
+        predictor = LatencyPredictor(gcn, train_cfg)
+        report = predictor.fit(
+            a[split.train],
+            f[split.train],
+            y[split.train],
+            val=(a[split.val], f[split.val], y[split.val]),
+            progress=beat.epoch,
+        )
+        scores = _metrics(predictor.predict(a[split.test], f[split.test]), y[split.test])
+        scores.update(
+            n_train=int(split.train.size),
+            n_val=int(split.val.size),
+            epochs=report.epochs,
+            best_epoch=report.best_epoch,
+            train_seconds=round(report.seconds, 1),
+        )
+        rel = registry.artifact_dir_for(device, "latency", version)
+        directory = Path(workdir) / rel
+        predictor.save(directory)
+        done = {"phase": "done", "epoch": report.epochs, "epochs": options.epochs}
+        with factory() as session:
+            return registry.mark_ready(
+                session, version_id, metrics=scores, artifact=rel, artifact_dir=directory, progress=done
+            )
+    except BaseException as exc:
+        with factory() as session:
+            registry.mark_failed(session, version_id, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        _clear_keras()
+
+
+def _train_few_shot(
+    factory: sessionmaker[Session],
+    data: DeviceData,
+    workdir: Path,
+    options: TrainOptions,
+    on_progress: ProgressFn | None,
+) -> PredictorVersion:
+    n = data.indices.shape[0]
+    if n < MIN_FEW_SHOT:
+        raise TrainingError(
+            f"device {data.device!r} has {n} measured models; few-shot adaptation needs at least {MIN_FEW_SHOT} "
+            "(20 give good predictions)"
+        )
+    shots = min(n, options.shots or MAX_SHOTS)
+    order = np.random.default_rng(options.seed).permutation(n)
+    adapt, rest = order[:shots], order[shots:]
+    from predictors.pretrained import shipped_devices
+
+    bases = [d for d in shipped_devices() if d != data.device]
+    if not bases:
+        raise TrainingError("few-shot adaptation needs the shipped pretrained predictors, and none are installed")
+    hyper = {
+        "method": "few-shot",
+        "bases": bases,
+        "features": "log predictions of the base predictors + op counts",
+        "ridge_lambdas": list(RIDGE_LAMBDAS),
+        "shots": int(shots),
+        "seed": options.seed,
+    }
+    with factory() as session:
+        row = registry.register_version(
+            session,
+            data.device,
+            "latency",
+            method="few-shot",
+            train_indices=data.indices[adapt].tolist(),
+            hyperparameters=hyper,
+            measurement_count=data.measurement_count,
+        )
+        version_id, version = row.id, row.version
+    beat = _Heartbeat(factory, version_id, on_progress)
+    try:
+        from latbench.graph import encode_all_nb201
+
+        enc = encode_all_nb201()
+        a, f, y = enc.adjacency[data.indices], enc.features[data.indices], data.latency_ms
+        beat({"phase": "loading base predictors", "bases": len(bases)}, force=True)
+        predictor = FewShotPredictor(shipped_bases(exclude=data.device))
+        beat({"phase": "adapting", "shots": int(shots)}, force=True)
+        info = predictor.fit(a[adapt], f[adapt], y[adapt])
+        scores: dict[str, Any] = {"cv": _metrics(info["oof_ms"], y[adapt]), "lambda": info["lambda"]}
+        if rest.size >= 2:  # measurements the adaptation did not use: a real held-out test
+            scores.update(_metrics(predictor.predict(a[rest], f[rest]), y[rest]))
+            scores["evaluation"] = "held-out measurements"
+        else:
+            scores.update({k: v for k, v in scores["cv"].items()})
+            scores["evaluation"] = f"{info['cv']} cross-validation on the {shots} adaptation measurements"
+        scores["n_train"] = int(shots)
+        rel = registry.artifact_dir_for(data.device, "latency", version)
+        directory = workdir / rel
+        predictor.save(directory)
+        with factory() as session:
+            return registry.mark_ready(
+                session, version_id, metrics=scores, artifact=rel, artifact_dir=directory, progress={"phase": "done"}
+            )
+    except BaseException as exc:
+        with factory() as session:
+            registry.mark_failed(session, version_id, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        _clear_keras()
+
+
+def _clear_keras() -> None:
+    try:
+        import keras
+
+        keras.backend.clear_session()
+    except Exception:  # pragma: no cover
+        pass
+
+
+# -- shipped predictors -------------------------------------------------------------------------------------
+def register_shipped(session: Session) -> list[str]:
+    """Register the shipped predictors as ready versions of the store's LatBench devices that have no latency
+    version yet; returns the devices registered."""
+    from predictors.pretrained import manifest, train_indices
+
+    shipped = manifest()["devices"]
+    if not shipped:
+        return []
+    counts = registry.measurement_counts(session)
+    have = set(
+        session.scalars(
+            select(Device.name)
+            .join(PredictorVersion, PredictorVersion.device_id == Device.id)
+            .where(PredictorVersion.kind == "latency")
+        )
+    )
+    done = []
+    for device, entry in shipped.items():
+        if device not in counts or device in have or counts[device] == 0:
+            continue
+        registry.register_version(
+            session,
+            device,
+            "latency",
+            method="pretrained",
+            train_indices=train_indices(device).tolist(),
+            hyperparameters={"method": "pretrained", **entry["hyperparameters"], "source": "LatBench 2020"},
+            measurement_count=counts[device],
+            state=PredictorState.READY,
+            artifact=registry.PACKAGE_PREFIX + device,
+            metrics=entry["metrics"],
+            keep_indices=False,
+        )
+        done.append(device)
+    return done
+
+
+# -- the service --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainerConfig:
+    min_new: int = 100  # measurements more than the newest version was trained with
+    min_total: int = 20  # before a device's first version
+    gcn_min: int = 300  # below this many measured models a version is few-shot
+    interval_s: float = 60.0
+    stale_s: float = registry.STALE_AFTER_S
+    options: TrainOptions = TrainOptions()
+
+    def __post_init__(self) -> None:
+        if self.min_new < 1 or self.min_total < MIN_FEW_SHOT or self.interval_s <= 0:
+            raise TrainingError(
+                f"need --min-new >= 1, --min-total >= {MIN_FEW_SHOT} and --interval > 0 (got {self.min_new}, "
+                f"{self.min_total}, {self.interval_s})"
+            )
+
+
+@dataclass(frozen=True)
+class Due:
+    device: str
+    measurements: int
+    reason: str
+    few_shot: bool
+
+
+class Trainer:
+    """The trainer loop: find devices due for a new version, train them one at a time."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        workdir: str | Path,
+        config: TrainerConfig | None = None,
+        say: Callable[[str], None] = print,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.factory = factory
+        self.workdir = Path(workdir)
+        self.config = config or TrainerConfig()
+        self.say = say
+        self.stop = stop or threading.Event()
+
+    def _check_stop(self, _progress: dict[str, Any]) -> None:
+        if self.stop.is_set():
+            raise Interrupted("the trainer was stopped during this training")
+
+    def due(self, session: Session) -> list[Due]:
+        cfg = self.config
+        out = []
+        for device, count in sorted(registry.measurement_counts(session).items()):
+            if count < cfg.min_total:
+                continue
+            last = registry.latest(session, device, "latency")
+            if last is None:
+                reason = f"no predictor yet, {count} measurements"
+            elif last.state == PredictorState.TRAINING.value:
+                continue  # being trained (a dead trainer's row is failed by fail_stale first)
+            elif count - last.measurement_count >= cfg.min_new:
+                reason = f"{count - last.measurement_count} new measurements since version {last.version}"
+            else:
+                continue
+            out.append(Due(device, count, reason, few_shot=count < cfg.gcn_min))
+        return out
+
+    def run_once(self) -> list[dict[str, Any]]:
+        """One pass: housekeeping, then train every due device; returns what happened per device."""
+        with self.factory() as session:
+            stale = registry.fail_stale(session, self.config.stale_s)
+            if stale:
+                self.say(f"marked {stale} abandoned training version(s) failed")
+            shipped = register_shipped(session)
+            if shipped:
+                self.say(f"registered shipped predictors for {len(shipped)} LatBench device(s)")
+            due = self.due(session)
+        results: list[dict[str, Any]] = []
+        for item in due:
+            if self.stop.is_set():
+                break
+            method = "few-shot" if item.few_shot else "gcn"
+            self.say(f"{item.device}: training a {method} latency predictor ({item.reason})")
+            options = TrainOptions(**{**asdict(self.config.options), "few_shot": item.few_shot})
+            started = time.monotonic()
+            try:
+                row = train_latency(self.factory, item.device, self.workdir, options, self._check_stop)
+            except Interrupted:
+                self.say(f"{item.device}: training abandoned (stopping)")
+                results.append({"device": item.device, "state": "failed", "error": "interrupted"})
+                break
+            except Exception as exc:
+                log.exception("training %s failed", item.device)
+                self.say(f"{item.device}: training failed: {exc}")
+                results.append({"device": item.device, "state": "failed", "error": str(exc)})
+                continue
+            m = row.metrics or {}
+            self.say(
+                f"{item.device}: version {row.version} ready in {time.monotonic() - started:.0f} s "
+                f"(held-out ±10% {m.get('within_10pct', float('nan')):.1f}, rho {m.get('spearman', float('nan')):.3f})"
+            )
+            results.append({"device": item.device, "state": row.state, "version": row.version, "metrics": m})
+        return results
+
+    def run(self, once: bool = False) -> int:
+        """Loop until ``self.stop`` is set (or one pass with ``once``); returns the number of versions trained."""
+        trained = 0
+        while not self.stop.is_set():
+            trained += sum(1 for r in self.run_once() if r["state"] == "ready")
+            if once:
+                break
+            self.stop.wait(self.config.interval_s)
+        return trained

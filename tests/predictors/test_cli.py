@@ -1,0 +1,126 @@
+"""``eagle train latency``, ``eagle trainer`` and ``eagle predict`` (against a real server in this process)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from eagle_server.serve import EagleServer
+from eagle_server.settings import Settings
+from latbench.cli import main
+from latbench.store.archs import architecture_rows
+from latbench.store.db import make_engine, session_factory, upgrade
+from predictors import registry
+
+from ._store_helpers import add_measurements, distinct_valid, synthetic_ms
+
+DEVICE = "desktop_cpu_test_box_fp32"
+TINY_ARGS = ["--layers", "2", "--hidden", "16", "--epochs", "4", "--train-size", "40", "--batch-size", "16"]
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, sessionmaker[Session]]]:
+    monkeypatch.delenv("EAGLE_DB_URL", raising=False)
+    monkeypatch.setenv("EAGLE_WORKDIR", str(tmp_path / "workdir"))
+    url = f"sqlite:///{tmp_path / 'eagle.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    yield url, session_factory(engine)
+    engine.dispose()
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, json.loads(out.out) if out.out.strip().startswith("{") else {}, out.out + out.err
+
+
+def test_train_latency_registers_a_version(store, capsys, tmp_path) -> None:
+    url, factory = store
+    idx = distinct_valid(60)
+    add_measurements(factory, DEVICE, idx, synthetic_ms(idx))
+    code, payload, _ = _run(capsys, "train", "latency", "--device", DEVICE, "--db", url, *TINY_ARGS, "--json")
+    assert code == 0
+    assert (payload["device"], payload["version"], payload["state"], payload["method"]) == (DEVICE, 1, "ready", "gcn")
+    assert payload["train_count"] == 40 and "within_10pct" in payload["metrics"]
+    assert payload["artifact"] == "predictors/desktop_cpu_test_box_fp32/latency/v1"
+    assert (tmp_path / "workdir" / payload["artifact"] / "config.json").is_file()  # EAGLE_WORKDIR
+    # Without --json: a human summary on stdout, the progress bar on stderr.
+    code, _, text = _run(capsys, "train", "latency", "--device", DEVICE, "--db", url, *TINY_ARGS, "--seed", "3")
+    assert code == 0 and f"{DEVICE} latency version 2 (gcn): ready" in text and "held-out" in text
+    with factory() as s:
+        assert registry.latest_ready(s, DEVICE).version == 2
+
+
+def test_train_errors_are_one_line(store, capsys) -> None:
+    url, factory = store
+    add_measurements(factory, DEVICE, distinct_valid(8), [1.0] * 8)
+    code, payload, _ = _run(capsys, "train", "latency", "--device", "desktop_cpu_nowhere_fp32", "--db", url, "--json")
+    assert code == 2 and "unknown device" in payload["error"] and DEVICE in payload["error"]
+    code, payload, _ = _run(capsys, "train", "latency", "--device", DEVICE, "--db", url, "--json")
+    assert code == 2 and "too few to train a GCN" in payload["error"] and "--few-shot" in payload["error"]
+    code, payload, _ = _run(capsys, "train", "latency", "--device", DEVICE, "--epochs", "0", "--json")
+    assert code == 2 and payload["error"] == "--epochs must be positive, got 0"
+    code, payload, _ = _run(capsys, "train", "latency", "--device", DEVICE, "--db", "mysql://x/y", "--json")
+    assert code == 2 and "cannot open the database" in payload["error"]
+
+
+def test_trainer_once(store, capsys) -> None:
+    url, factory = store
+    idx = distinct_valid(50)
+    add_measurements(factory, DEVICE, idx, synthetic_ms(idx))
+    argv = ["trainer", "--once", "--db", url, "--min-total", "30", "--gcn-min", "40", *TINY_ARGS[:6], "--json"]
+    code, payload, _ = _run(capsys, *argv)
+    assert code == 0
+    assert [(t["device"], t["state"], t["version"]) for t in payload["trained"]] == [(DEVICE, "ready", 1)]
+    code, payload, _ = _run(capsys, *argv)
+    assert code == 0 and payload == {"trained": []}
+    code, payload, _ = _run(capsys, "trainer", "--once", "--db", url, "--min-new", "0", "--json")
+    assert code == 2 and payload["error"] == "--min-new must be positive, got 0"
+
+
+# -- eagle predict ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EagleServer]:
+    workdir = tmp_path_factory.mktemp("serve")
+    settings = Settings(
+        workdir=str(workdir), http_port=0, grpc_address="127.0.0.1:0", import_latbench_on_start=False, api_key="k"
+    )
+    server = EagleServer(settings)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_predict_asks_the_server(live: EagleServer, capsys, tmp_path) -> None:
+    assert live.engine is not None
+    factory = session_factory(live.engine)
+    device = "desktop_cpu_predict_box_fp32"
+    idx = distinct_valid(60)
+    add_measurements(factory, device, idx, synthetic_ms(idx))
+    code, payload, text = _run(capsys, "predict", "--device", device, "1", "--server", live.rest_url, "--json")
+    assert code == 2 and "no latency predictor is ready" in payload["error"] and "(503)" in payload["error"]
+    code, _, _ = _run(
+        capsys, "train", "latency", "--device", device, "--db", str(live.engine.url), "--workdir",
+        str(tmp_path), *TINY_ARGS, "--json",
+    )  # fmt: skip
+    assert code == 0
+    arch_str = architecture_rows()[idx[1]]["arch_str"]
+    invalid = next(r["index"] for r in architecture_rows() if not r["valid"])
+    argv = ["predict", "--device", device, str(idx[0]), arch_str, str(invalid), "--server", live.rest_url]
+    code, payload, _ = _run(capsys, *argv, "--json")
+    assert code == 0 and payload["predictor_version"] == 1
+    assert [p["index"] for p in payload["predictions"]] == [idx[0], idx[1], invalid]
+    assert payload["predictions"][0]["measured_ms"] == pytest.approx(float(synthetic_ms([idx[0]])[0]))
+    code, _, text = _run(capsys, *argv)
+    assert code == 0 and "predictor version 1 (gcn)" in text and "ms predicted" in text and "invalid:" in text
+    code, payload, _ = _run(capsys, "predict", "--device", "nowhere", "1", "--server", live.rest_url, "--json")
+    assert code == 2 and "unknown device" in payload["error"] and "(404)" in payload["error"]
+    code, payload, _ = _run(capsys, "predict", "--device", device, "|x|", "--server", live.rest_url, "--json")
+    assert code == 2 and "archs[0]" in payload["error"]
