@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from predictors.gcn import GCNConfig, build_trunk, check_encoding, seed_everything, unique_graphs
+from predictors.gcn import BatchRunner, GCNConfig, build_trunk, check_encoding, seed_everything, unique_graphs
 from predictors.regressor import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, FitReport, GCNRegressor
 
 KIND = "binary_relation"
@@ -87,6 +87,7 @@ class BinaryRelationPredictor:
         self.train = train or BinaryTrainConfig()
         self.model: keras.Model | None = None
         self.report: FitReport | None = None
+        self._runner: BatchRunner | None = None
 
     @property
     def trunk(self) -> keras.Model:
@@ -97,6 +98,7 @@ class BinaryRelationPredictor:
     def build(self) -> keras.Model:
         seed_everything(self.train.seed)
         self.model = build_binary(self.gcn)
+        self._runner = None
         return self.model
 
     def init_trunk_from(self, other: GCNRegressor) -> None:
@@ -195,7 +197,9 @@ class BinaryRelationPredictor:
             raise ValueError("the predictor is not trained (call fit or load)")
         adjacency, features = check_encoding(adjacency, features, self.gcn)
         adj_u, feat_u, inverse = unique_graphs(adjacency, features)
-        emb = np.asarray(self.trunk.predict([adj_u, feat_u], batch_size=1024, verbose=0), dtype=np.float64)[inverse]
+        if self._runner is None:
+            self._runner = BatchRunner(self.trunk)
+        emb = np.asarray(self._runner(adj_u, feat_u), dtype=np.float64)[inverse]
         kernel, bias = (np.asarray(w, dtype=np.float64) for w in self.model.get_layer("relation").get_weights())
         h = self.gcn.hidden
         diff = kernel[:, 0] - kernel[:, 1]
@@ -222,11 +226,15 @@ class BinaryRelationPredictor:
     def scores(self, adjacency: np.ndarray, features: np.ndarray, chunk: int = 1024) -> np.ndarray:
         """Expected wins of each candidate against all the others (higher = predicted more accurate)."""
         u, v, c = self._pair_terms(adjacency, features)
+        u32, v32 = u.astype(np.float32), (v + c).astype(np.float32)
         out = np.empty(u.shape[0])
         for start in range(0, u.shape[0], chunk):
-            block = _sigmoid(u[start : start + chunk, None] + v[None, :] + c)
-            self_terms = _sigmoid(u[start : start + chunk] + v[start : start + chunk] + c)
-            out[start : start + chunk] = block.sum(axis=1) - self_terms
+            # sigmoid(x) = (1 + tanh(x / 2)) / 2, in place and in float32: ~10x faster than float64
+            x = u32[start : start + chunk, None] + v32[None, :]
+            x *= 0.5
+            np.tanh(x, out=x)
+            block = 0.5 * x.shape[1] + 0.5 * x.sum(axis=1, dtype=np.float64)
+            out[start : start + chunk] = block - _sigmoid(u[start : start + chunk] + v[start : start + chunk] + c)
         return out
 
     def rank(self, adjacency: np.ndarray, features: np.ndarray) -> np.ndarray:

@@ -208,7 +208,7 @@ class GCNRegressor:
             return np.zeros(0)
         adj_u, feat_u, inverse = unique_graphs(adjacency, features)
         if self._runner is None:
-            self._runner = BatchRunner(self.model, jit=self.train.jit_compile)
+            self._runner = BatchRunner(self.model)
         raw = self._runner(adj_u, feat_u)[:, 0]
         return self.transform.inverse(raw)[inverse]
 
