@@ -7,6 +7,8 @@ reports as a list, are rendered here as one line naming each bad field.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,18 +74,29 @@ def create_app(settings: Settings, session_factory: sessionmaker[Session] | None
     """
     if session_factory is None:
         session_factory = open_store(database_url(settings))
+    # Predictions: the newest ready predictor per device, artifacts materialised under the workdir.
+    predictions = PredictionService(session_factory, Path(settings.workdir))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        predictions.start_refresher()  # requests then never wait for the registry
+        try:
+            yield
+        finally:
+            predictions.stop_refresher()
+
     app = FastAPI(
         title="Eagle",
         version=__version__,
         description="Latency measurement and prediction: LatBench store, NB201 campaigns, agents, predictors.",
         docs_url="/docs",
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.api_key = settings.api_key or None
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    # Predictions: the newest ready predictor per device, artifacts materialised under the workdir.
-    app.state.predictions = PredictionService(session_factory, Path(settings.workdir))
+    app.state.predictions = predictions
     for module in (health, devices, agents, campaigns, measurements, latbench, predict, predictors):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

@@ -3,9 +3,13 @@
 NB201 has 15,625 cells, so a loaded predictor is run once over the whole space (identical encodings
 scored once: the 15,284 valid cells are 5,256 distinct graphs) and the network is dropped; a request is
 then a lookup. The table of a version is computed when the version is first needed (or by :meth:`warm`
-at server start) and replaced when a newer version becomes ready: every ``refresh_s`` seconds a request
-checks the registry (one indexed query). Measured latencies come from the store the same way: the
-device's newest measurement per cell, re-read when the device's measurement count or newest id changes.
+at server start). Measured latencies come from the store the same way: the device's newest measurement
+per cell, re-read when the device's measurement count or newest id changes.
+
+Freshness: with the refresher thread running (:meth:`start_refresher`; the app starts it) requests never
+touch the database once a device is loaded: every ``refresh_s`` seconds the thread checks the registry and
+the measurements of the loaded devices and swaps in a newer version after loading it, while the old one
+keeps answering. Without it (tests), a request re-checks when its cached answer is older than ``refresh_s``.
 
 Errors: an unknown device raises ``UnknownDevice`` (its message lists the known devices); a device with
 no ready predictor raises :class:`NotReady`, whose message says what is training (and how far it got)
@@ -206,14 +210,56 @@ class PredictionService:
         self._device_ids: dict[str, int] = {}
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()  # one load at a time: Keras graph building is not thread-safe
+        self._refresher: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- background refresh -----------------------------------------------------------------------
+    def start_refresher(self) -> None:
+        """Check loaded devices for newer versions and measurements in a daemon thread (idempotent)."""
+        if self._refresher is not None and self._refresher.is_alive():
+            return
+        self._stop.clear()
+        self._refresher = threading.Thread(target=self._refresh_loop, name="eagle-predictions", daemon=True)
+        self._refresher.start()
+
+    def stop_refresher(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join(timeout_s)
+            self._refresher = None
+
+    def _background(self) -> bool:
+        return self._refresher is not None and self._refresher.is_alive()
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.refresh_s):
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Bring every loaded device up to date (newest ready version, newest measurements)."""
+        for device in list(self._entries):
+            try:
+                self._check(device, self._entries.get(device), time.monotonic())
+                self._reload_measured(device, time.monotonic())
+            except Exception as exc:  # keep serving what is loaded; say why the refresh failed
+                log.error("refreshing the %s predictor of %s failed: %s", self.kind, device, exc)
+
+    def cached_version(self, device: str) -> int | None:
+        """The version number in memory for ``device`` (None when none is loaded); no database access."""
+        entry = self._entries.get(device)
+        return entry.served.version if entry is not None else None
 
     # -- predictors -------------------------------------------------------------------------------
     def served(self, device: str) -> ServedPredictor:
         """The device's newest ready predictor (loaded on first use, refreshed every ``refresh_s``)."""
         entry = self._entries.get(device)
         now = time.monotonic()
-        if entry is not None and now - entry.checked_at < self.refresh_s:
+        if entry is not None and (self._background() or now - entry.checked_at < self.refresh_s):
             return entry.served
+        return self._check(device, entry, now)
+
+    def _check(self, device: str, entry: _Entry | None, now: float) -> ServedPredictor:
+        """Ask the registry for the device's newest ready version; load it when it is not the one in memory."""
         with self.factory() as session:
             dev = require_device(session, device)
             self._device_ids[device] = dev.id
@@ -241,6 +287,7 @@ class PredictionService:
                 facts = (row.id, row.kind, row.version, row.method, row.created_at, row.metrics)
             table = score_space(load_predictor(directory))
             _clear_keras()
+            nb201_space()  # built once (~0.5 s), so that the first request does not pay for it
             served = ServedPredictor(
                 version_id=facts[0],
                 device=device,
@@ -322,8 +369,13 @@ class PredictionService:
         device_id = self._device_ids.get(device)
         now = time.monotonic()
         cached = self._measured.get(device_id) if device_id is not None else None
-        if cached is not None and now - cached.checked_at < self.refresh_s:
+        if cached is not None and (self._background() or now - cached.checked_at < self.refresh_s):
             return cached.values
+        return self._reload_measured(device, now)
+
+    def _reload_measured(self, device: str, now: float) -> np.ndarray:
+        device_id = self._device_ids.get(device)
+        cached = self._measured.get(device_id) if device_id is not None else None
         with self.factory() as session:
             if device_id is None:
                 device_id = require_device(session, device).id

@@ -188,3 +188,27 @@ def test_predictors_listing(api: Server, artifacts) -> None:
     assert api.client.get("/v1/predictors", params={"device": "desktop_cpu_nowhere_fp32"}).status_code == 404
     r = api.client.get("/v1/predictors", params={"kind": "speed"})
     assert r.status_code == 422 and "unknown predictor kind" in r.json()["detail"]
+
+
+def test_refresher_swaps_in_new_versions_and_measurements_off_the_request_path(
+    api: Server, artifacts, tmp_path
+) -> None:
+    import time
+
+    ready(api, DESKTOP, artifacts[1])
+    service = PredictionService(api.factory, tmp_path / "refresh", refresh_s=0.05)
+    arch = distinct_valid(1, skip=9)[0]
+    assert service.predict(DESKTOP, [arch])["predictor_version"] == 1
+    service.start_refresher()
+    try:
+        ready(api, DESKTOP, artifacts[2])
+        add_measurements(api.factory, DESKTOP, [arch], [7.5])
+        deadline = time.monotonic() + 60
+        while service.cached_version(DESKTOP) != 2 or np.isnan(service.measured(DESKTOP)[arch]):
+            assert time.monotonic() < deadline, "the refresher did not pick up version 2 and the measurement"
+            time.sleep(0.05)
+        answer = service.predict(DESKTOP, [arch])
+        assert answer["predictor_version"] == 2 and answer["predictions"][0]["measured_ms"] == 7.5
+    finally:
+        service.stop_refresher()
+    assert service._refresher is None
