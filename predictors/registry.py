@@ -44,6 +44,10 @@ class RegistryError(ValueError):
     """A registry request that cannot be served (bad kind, unknown version, missing artifact...)."""
 
 
+class AlreadyRegistered(RegistryError):
+    """``register_version(only_first=True)`` found a version of that device and kind."""
+
+
 def training_hash(indices: Iterable[int]) -> str:
     """SHA-256 of the sorted, distinct training indices: equal for equal training sets."""
     text = ",".join(str(i) for i in sorted({int(i) for i in indices}))
@@ -97,10 +101,13 @@ def register_version(
     artifact: str | None = None,
     metrics: Mapping[str, Any] | None = None,
     keep_indices: bool = True,
+    only_first: bool = False,
 ) -> PredictorVersion:
     """A new version (the device's next number for ``kind``), committed; usually state training.
 
     ``keep_indices=False`` stores only the count and hash of the training set (for huge sets).
+    ``only_first=True`` raises :class:`AlreadyRegistered` when the device has a version of ``kind``
+    (checked under the allocation lock, so two processes cannot both register a first version).
     Two writers racing for the same number: the loser retries with the next one.
     """
     _check_kind(kind)
@@ -116,6 +123,9 @@ def register_version(
                     _device_filter(device_id), PredictorVersion.kind == kind
                 )
             )
+            if only_first and latest is not None:
+                session.rollback()
+                raise AlreadyRegistered(f"{device} already has {kind} version {latest}")
             now = utcnow()
             row = PredictorVersion(
                 device_id=device_id,

@@ -209,10 +209,13 @@ class FewShotPredictor:
 
     def fit(self, adjacency: np.ndarray, features: np.ndarray, y_ms: np.ndarray) -> dict[str, Any]:
         """Choose the ridge strength by leave-one-out error, fit, and return the out-of-fold predictions' info."""
+        return self.fit_features(self.features(adjacency, features), y_ms)
+
+    def fit_features(self, x: np.ndarray, y_ms: np.ndarray) -> dict[str, Any]:
+        """:meth:`fit` on precomputed :meth:`features` (benchmarks reuse one feature table for many fits)."""
         y = np.log(np.asarray(y_ms, dtype=np.float64))
         if y.shape[0] < MIN_FEW_SHOT:
             raise TrainingError(f"few-shot adaptation needs at least {MIN_FEW_SHOT} measurements, got {y.shape[0]}")
-        x = self.features(adjacency, features)
         folds = 0 if y.shape[0] <= 60 else 10
         errors = {lam: float(np.mean((cross_validated(x, y, lam, folds) - y) ** 2)) for lam in RIDGE_LAMBDAS}
         lam = min(errors, key=lambda k: errors[k])
@@ -221,12 +224,17 @@ class FewShotPredictor:
         self.fit_info = {"lambda": lam, "cv": "leave-one-out" if folds == 0 else f"{folds}-fold", "shots": len(y)}
         return {**self.fit_info, "oof_ms": oof}
 
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        if self.ridge is None:
+            raise ValueError("the few-shot predictor is not fitted")
+        return np.exp(self.ridge(x))
+
     def predict(self, adjacency: np.ndarray, features: np.ndarray) -> np.ndarray:
         if self.ridge is None:
             raise ValueError("the few-shot predictor is not fitted")
         if adjacency.shape[0] == 0:
             return np.zeros(0)
-        return np.exp(self.ridge(self.features(adjacency, features)))
+        return self.predict_features(self.features(adjacency, features))
 
     def predict_nb201(self) -> np.ndarray:
         from latbench.graph import encode_all_nb201
@@ -500,19 +508,23 @@ def register_shipped(session: Session) -> list[str]:
     for device, entry in shipped.items():
         if device not in counts or device in have or counts[device] == 0:
             continue
-        registry.register_version(
-            session,
-            device,
-            "latency",
-            method="pretrained",
-            train_indices=train_indices(device).tolist(),
-            hyperparameters={"method": "pretrained", **entry["hyperparameters"], "source": "LatBench 2020"},
-            measurement_count=counts[device],
-            state=PredictorState.READY,
-            artifact=registry.PACKAGE_PREFIX + device,
-            metrics=entry["metrics"],
-            keep_indices=False,
-        )
+        try:
+            registry.register_version(
+                session,
+                device,
+                "latency",
+                method="pretrained",
+                train_indices=train_indices(device).tolist(),
+                hyperparameters={"method": "pretrained", **entry["hyperparameters"], "source": "LatBench 2020"},
+                measurement_count=counts[device],
+                state=PredictorState.READY,
+                artifact=registry.PACKAGE_PREFIX + device,
+                metrics=entry["metrics"],
+                keep_indices=False,
+                only_first=True,  # a server and a trainer starting together register it once
+            )
+        except registry.AlreadyRegistered:
+            continue
         done.append(device)
     return done
 

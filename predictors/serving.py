@@ -23,7 +23,7 @@ import math
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -108,18 +108,8 @@ def load_predictor(directory: Path) -> Any:
     return LatencyPredictor.load(directory)
 
 
-def _without_xla(predictor: Any) -> None:
-    """Score without XLA: a table is computed once per version, and compiling costs more than it saves then
-    (measured: 2.1 s vs 4.3 s for a 4x128 GCN's first full-space scoring, 5.3 s vs 8.6 s for 4x600)."""
-    for p in [predictor, *getattr(predictor, "bases", {}).values()]:
-        train = getattr(p, "train", None)
-        if train is not None and getattr(train, "jit_compile", False):
-            p.train = replace(train, jit_compile=False)
-
-
 def score_space(predictor: Any) -> np.ndarray:
     """Predicted ms of every NB201 index (NaN for invalid cells); identical graphs are scored once."""
-    _without_xla(predictor)
     table = np.asarray(predictor.predict_nb201(), dtype=np.float64)
     if table.shape != (nb201.NUM_ARCHS,):
         raise ValueError(f"a predictor gave {table.shape} values for the {nb201.NUM_ARCHS} NB201 cells")

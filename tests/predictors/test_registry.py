@@ -178,3 +178,16 @@ def test_concurrent_registrations_get_distinct_versions(factory) -> None:
         t.join()
     assert not errors
     assert sorted(results) == list(range(1, 13))
+
+
+def test_only_first_registers_one_first_version(factory) -> None:
+    with factory() as s:
+        first = registry.register_version(
+            s, DEVICE, "latency", method="pretrained", train_indices=[1], hyperparameters={}, measurement_count=1,
+            only_first=True,
+        )  # fmt: skip
+        assert first.version == 1
+        with pytest.raises(registry.AlreadyRegistered, match="already has latency version 1"):
+            _register(s, only_first=True)
+        assert registry.list_versions(s, device=DEVICE)[0] == 1
+        assert _register(s, OTHER, only_first=True)  # another device is free
