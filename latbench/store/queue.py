@@ -105,18 +105,30 @@ def _hot_statements() -> dict[str, Any]:
     when = bindparam("p_now", type_=j.leased_at.type)
     open_job = exists().where(j.campaign_id == c.id, j.state.in_(OPEN_JOB_STATES))
     unfinished = c.state.in_((CampaignState.QUEUED.value, CampaignState.RUNNING.value))
-    next_id = (
-        select(j.id)
-        .where(
-            j.device_id == bindparam("p_device_id"),
-            j.state == JobState.QUEUED.value,
-            j.requirement.in_(bindparam("p_caps", expanding=True)),
+
+    def take_job(requirement: Any) -> Any:
+        next_id = (
+            select(j.id)
+            .where(j.device_id == bindparam("p_device_id"), j.state == JobState.QUEUED.value, requirement)
+            .order_by(j.queue_rank, j.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
         )
-        .order_by(j.queue_rank, j.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
+        return (
+            update(_JOBS)
+            .where(j.id == next_id)
+            .values(
+                state=JobState.LEASED.value,
+                lease_id=bindparam("p_lease_id"),
+                lease_owner=bindparam("p_agent"),
+                leased_at=when,
+                lease_expires_at=bindparam("p_expires", type_=j.lease_expires_at.type),
+                attempts=j.attempts + 1,
+            )
+            .returning(j.id, j.campaign_id, j.arch_index, j.canonical_key, j.attempts, j.max_attempts)
+        )
+
     return {
         # Mark the agent alive; its device id and name (RETURNING may not name another table on SQLite).
         "touch_agent": update(_AGENTS)
@@ -127,18 +139,10 @@ def _hot_statements() -> dict[str, Any]:
         .where(j.device_id == bindparam("p_device_id"), j.state == JobState.LEASED.value, j.lease_expires_at < when)
         .limit(1),
         # Lease the first queued job that fits in one statement (on SQLite the write lock already
-        # serialises leases; FOR UPDATE is not rendered there).
-        "take_job": update(_JOBS)
-        .where(j.id == next_id)
-        .values(
-            state=JobState.LEASED.value,
-            lease_id=bindparam("p_lease_id"),
-            lease_owner=bindparam("p_agent"),
-            leased_at=when,
-            lease_expires_at=bindparam("p_expires", type_=j.lease_expires_at.type),
-            attempts=j.attempts + 1,
-        )
-        .returning(j.id, j.campaign_id, j.arch_index, j.canonical_key, j.attempts, j.max_attempts),
+        # serialises leases; FOR UPDATE is not rendered there). Agents usually offer one capability:
+        # a plain comparison then, no list to expand on every call.
+        "take_job_1": take_job(j.requirement == bindparam("p_cap")),
+        "take_job_n": take_job(j.requirement.in_(bindparam("p_caps", expanding=True))),
         "campaign": select(c.runtime, c.precision, c.protocol, c.state).where(c.id == bindparam("p_campaign")),
         "start_campaign": update(_CAMPAIGNS)
         .where(c.id == bindparam("p_campaign"), c.state == CampaignState.QUEUED.value)
@@ -663,15 +667,11 @@ def _take_next_job(
 ) -> LeasedJob | None:
     lease_id = str(uuid.uuid4())
     expires = now + timedelta(seconds=lease_s)
-    params = {
-        "p_device_id": device_id,
-        "p_caps": caps,
-        "p_lease_id": lease_id,
-        "p_agent": agent_id,
-        "p_now": now,
-        "p_expires": expires,
-    }
-    job = session.execute(_SQL["take_job"], params).first()
+    params = {"p_device_id": device_id, "p_lease_id": lease_id, "p_agent": agent_id, "p_now": now, "p_expires": expires}
+    if len(caps) == 1:
+        job = session.execute(_SQL["take_job_1"], {**params, "p_cap": caps[0]}).first()
+    else:
+        job = session.execute(_SQL["take_job_n"], {**params, "p_caps": caps}).first()
     if job is None:
         return None
     campaign = session.execute(_SQL["campaign"], {"p_campaign": job.campaign_id}).one()

@@ -57,7 +57,9 @@ def test_a_job_costs_few_statements(engine: Engine, session: Session, device: st
 
 def test_the_hot_path_answers_as_before(session: Session, device: str, agent: str) -> None:
     campaign = queue.submit_campaign(session, device, [7], runtime="tf", protocol={"runs": 30})
-    leased = queue.lease_job(session, agent, device, CAPS, lease_s=45)
+    # One capability takes its own statement (no list): it must still match only its requirement.
+    assert queue.lease_job(session, agent, device, ["litert:fp32"]) is None
+    leased = queue.lease_job(session, agent, device, ["tf:fp32"], lease_s=45)
     assert leased is not None
     arch = session.scalar(select(Architecture).where(Architecture.index == 7))
     assert arch is not None and leased.arch_str == arch.arch_str and leased.canonical_key == arch.canonical_key
