@@ -1,0 +1,67 @@
+"""benchmarks/search_fig6.py: compact curves, the comparison helper, and a tiny resumable end-to-end run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "search_fig6.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("search_fig6", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["search_fig6"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_curves_round_trip_through_change_points(bench: ModuleType) -> None:
+    curve = np.array([np.nan, np.nan, 70.0, 70.0, 71.5, 71.5, 71.5, 73.0])
+    points = bench.steps_of(curve)
+    assert points == [[3, 70.0], [5, 71.5], [8, 73.0]]
+    np.testing.assert_array_equal(bench.curve_of(points, 8), curve)
+    assert bench.models_to_reach(curve, 71.5) == 5
+    assert bench.models_to_reach(curve, 74.0) is None
+
+
+@pytest.mark.slow
+def test_tiny_run_is_resumable(bench: ModuleType, tmp_path: Path) -> None:
+    args = [
+        "--runs",
+        "1",
+        "--total",
+        "100",
+        "--steps",
+        "10",
+        "--hidden",
+        "8",
+        "--gcn-epochs",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    assert bench.main(args) == 0
+    units = tmp_path / "units"
+    for setting, arms in bench.ARMS.items():
+        for arm in arms:
+            rows = bench.read_units(units / f"{setting}_{arm}.jsonl")
+            assert len(rows) == 1 and rows[0]["trained"] == 100 and rows[0]["total"] == 100
+    summary = json.loads((tmp_path / "search_fig6.json").read_text())
+    assert summary["settings"]["free"]["arms"]["brp"]["runs"] == 1
+    assert summary["settings"]["gpu5ms"]["optimum"] == pytest.approx(72.24)
+    assert set(summary["s3"]) >= {"gcn", "layerwise", "flops", "limits_ms"}
+    for name in ("search_fig6.md", "fig6_left.png", "fig6_right.png", "figS3.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    before = (units / "free_brp.jsonl").read_text()
+    assert bench.main([*args, "--parts", "free"]) == 0  # resumed: nothing left to run
+    assert (units / "free_brp.jsonl").read_text() == before
+    assert set(json.loads((units / "timing.json").read_text())) == {"predictors", "free", "gpu5ms"}
