@@ -121,3 +121,12 @@ def test_reported_figures_and_curves() -> None:
     empty = curves([_entry(1, 70.0, 71.0, found=False)], length=2)
     assert np.isnan(empty["selected"]).all() and np.isnan(empty["max_test"]).all()
     assert selected_entry([]) is None
+
+
+def test_progress_is_reported_per_trained_model(accuracy: AccuracyOracle) -> None:
+    calls: list[tuple[int, int]] = []
+    oracle = _oracle(accuracy, total=3, progress=lambda done, total: calls.append((done, total)))
+    oracle.train(1)
+    oracle.train(1)  # cached: no training, no progress
+    oracle.train(2)
+    assert calls == [(1, 3), (2, 3)]
