@@ -25,14 +25,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.set_defaults(func=run_token_create)
 
 
+def _check_text(check: dict[str, Any]) -> str:
+    """The backend's own check, as the agent reported it at registration (what is missing, and the fix)."""
+    if not check:
+        return ""
+    if check.get("ok", True):
+        return "  backend check ok"
+    missing = check.get("missing") or {}
+    return "  backend check FAILED: " + "; ".join(f"{part}: {fix}" for part, fix in missing.items())
+
+
 def _agents_table(payload: dict[str, Any]) -> str:
     agents = payload["agents"]
     if not agents:
         return "no agents have registered (start one: eagle-agent --server HOST:PORT --token T)"
     lines = []
     for a in agents:
-        check = a.get("backend_check") or {}
-        check_text = "" if not check else ("  backend ok" if check.get("ok", True) else "  backend check FAILED")
+        check_text = _check_text(a.get("backend_check") or {})
         lines.append(
             f"{a['id']}  {a['state']:<7}  {a['device']}  on {a['hostname'] or '?'}  "
             f"[{', '.join(a['capabilities'])}]  last heartbeat {a['last_heartbeat']}  "
