@@ -36,7 +36,8 @@ def test_every_write_endpoint_is_covered_here() -> None:
     app = create_app(Settings(api_key="k"), session_factory=object())  # type: ignore[arg-type]
     paths = app.openapi()["paths"]
     writes = {path for path, methods in paths.items() if set(methods) - {"get", "head", "options"}}
-    assert writes == set(WRITES)
+    reads_by_post = {"/v1/predict"}  # many archs in one body; changes nothing, so open like the GET
+    assert writes - reads_by_post == set(WRITES)
 
 
 @pytest.mark.parametrize("path", sorted(WRITES))
