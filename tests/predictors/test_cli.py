@@ -124,3 +124,28 @@ def test_predict_asks_the_server(live: EagleServer, capsys, tmp_path) -> None:
     assert code == 2 and "unknown device" in payload["error"] and "(404)" in payload["error"]
     code, payload, _ = _run(capsys, "predict", "--device", device, "|x|", "--server", live.rest_url, "--json")
     assert code == 2 and "archs[0]" in payload["error"]
+
+
+def test_serve_can_run_the_trainer_beside_it(tmp_path: Path) -> None:
+    """EAGLE_RUN_TRAINER: `eagle serve` starts `eagle trainer` on its store and stops it with itself."""
+    import time
+
+    settings = Settings(
+        workdir=str(tmp_path), http_port=0, grpc_address="127.0.0.1:0", import_latbench_on_start=False,
+        api_key="k", run_trainer=True,
+    )  # fmt: skip
+    server = EagleServer(settings)
+    server.start()
+    try:
+        trainer = server.trainer
+        assert trainer is not None and "trainer pid" in server.banner()
+        deadline = time.monotonic() + 60
+        log = tmp_path / "trainer.log"
+        while "eagle trainer: watching" not in (log.read_text() if log.exists() else ""):
+            assert trainer.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the trainer did not start watching the store"
+            time.sleep(0.2)
+        assert str(tmp_path / "eagle.db") in log.read_text()
+    finally:
+        server.stop()
+    assert trainer.poll() == 0  # SIGTERM: a clean stop
