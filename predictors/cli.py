@@ -227,6 +227,12 @@ def register_trainer(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-total", type=int, default=20, help="measurements before a first version (20)")
     parser.add_argument("--gcn-min", type=int, default=300, help="below this, versions are few-shot (300)")
     parser.add_argument("--interval", type=float, default=60.0, help="seconds between passes (60)")
+    parser.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="serve every new version (default: one whose held-out ±10%% share is over 1 point below the served "
+        "version's is recorded as failed)",
+    )
     parser.add_argument("--train-size", type=int, default=900, help="GCN training models (900)")
     parser.add_argument("--epochs", type=int, default=250, help="maximum epochs (250)")
     parser.add_argument("--layers", type=int, default=4, help="graph layers (4)")
@@ -249,6 +255,7 @@ def run_trainer(args: argparse.Namespace) -> int:
             min_total=args.min_total,
             gcn_min=args.gcn_min,
             interval_s=args.interval,
+            gate_tolerance=None if args.no_gate else 1.0,
             options=TrainOptions(
                 train_size=args.train_size, epochs=args.epochs, layers=args.layers, hidden=args.hidden
             ),

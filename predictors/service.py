@@ -26,6 +26,10 @@ The service (:class:`Trainer`): every ``interval_s`` it fails versions whose tra
 registers shipped predictors for LatBench devices that have none, and, one device at a time, trains a new
 version for each device with at least ``min_new`` measurements more than its newest version was trained
 with (a first version needs ``min_total``; below ``gcn_min`` measurements it is a few-shot version).
+Quality gate: a new version whose held-out share within ±10% is more than ``gate_tolerance`` points below
+the served version's is recorded as failed (with its metrics and the reason) rather than served: e.g. the
+paper's 900-model GCN (±10% 91.0 on the GTX 1080 Ti) does not replace the shipped predictor trained on
+6,000 models (98.6).
 """
 
 from __future__ import annotations
@@ -333,14 +337,19 @@ def train_latency(
     workdir: str | Path,
     options: TrainOptions | None = None,
     on_progress: ProgressFn | None = None,
+    min_within_10pct: float | None = None,
 ) -> PredictorVersion:
-    """Train, evaluate and register one latency version of ``device`` (see the module docstring)."""
+    """Train, evaluate and register one latency version of ``device`` (see the module docstring).
+
+    ``min_within_10pct``: a quality gate; a version whose held-out share within ±10% is lower is marked
+    failed (saying so) instead of ready, so it never replaces the version being served.
+    """
     options = options or TrainOptions()
     with factory() as session:
         data = load_device_data(session, device)
     n = data.indices.shape[0]
     if options.few_shot:
-        return _train_few_shot(factory, data, Path(workdir), options, on_progress)
+        return _train_few_shot(factory, data, Path(workdir), options, on_progress, min_within_10pct)
     split = split_data(n, options.train_size, options.seed)
     from predictors.gcn import GCNConfig
     from predictors.regressor import TrainConfig
@@ -393,10 +402,7 @@ def train_latency(
         directory = Path(workdir) / rel
         predictor.save(directory)
         done = {"phase": "done", "epoch": report.epochs, "epochs": options.epochs}
-        with factory() as session:
-            return registry.mark_ready(
-                session, version_id, metrics=scores, artifact=rel, artifact_dir=directory, progress=done
-            )
+        return _finish(factory, version_id, scores, rel, directory, done, min_within_10pct)
     except BaseException as exc:
         with factory() as session:
             registry.mark_failed(session, version_id, f"{type(exc).__name__}: {exc}")
@@ -411,6 +417,7 @@ def _train_few_shot(
     workdir: Path,
     options: TrainOptions,
     on_progress: ProgressFn | None,
+    min_within_10pct: float | None,
 ) -> PredictorVersion:
     n = data.indices.shape[0]
     if n < MIN_FEW_SHOT:
@@ -466,16 +473,40 @@ def _train_few_shot(
         rel = registry.artifact_dir_for(data.device, "latency", version)
         directory = workdir / rel
         predictor.save(directory)
-        with factory() as session:
-            return registry.mark_ready(
-                session, version_id, metrics=scores, artifact=rel, artifact_dir=directory, progress={"phase": "done"}
-            )
+        return _finish(factory, version_id, scores, rel, directory, {"phase": "done"}, min_within_10pct)
     except BaseException as exc:
         with factory() as session:
             registry.mark_failed(session, version_id, f"{type(exc).__name__}: {exc}")
         raise
     finally:
         _clear_keras()
+
+
+def _finish(
+    factory: sessionmaker[Session],
+    version_id: int,
+    scores: dict[str, Any],
+    artifact: str,
+    directory: Path,
+    progress: dict[str, Any],
+    min_within_10pct: float | None,
+) -> PredictorVersion:
+    """Mark the version ready, or failed when it misses the quality gate (its metrics are kept)."""
+    with factory() as session:
+        share = scores.get("within_10pct")
+        if min_within_10pct is not None and share is not None and share < min_within_10pct:
+            row = registry.mark_failed(
+                session,
+                version_id,
+                f"held-out share within ±10% {share:.1f} is below the gate {min_within_10pct:.1f} (the version "
+                "being served does better): not promoted",
+            )
+            row.metrics, row.progress, row.artifact = scores, progress, artifact  # kept for inspection
+            session.commit()
+            return row
+        return registry.mark_ready(
+            session, version_id, metrics=scores, artifact=artifact, artifact_dir=directory, progress=progress
+        )
 
 
 def _clear_keras() -> None:
@@ -537,6 +568,8 @@ class TrainerConfig:
     gcn_min: int = 300  # below this many measured models a version is few-shot
     interval_s: float = 60.0
     stale_s: float = registry.STALE_AFTER_S
+    # A new version must reach the served one's held-out ±10% share less this (points); None: no gate.
+    gate_tolerance: float | None = 1.0
     options: TrainOptions = TrainOptions()
 
     def __post_init__(self) -> None:
@@ -594,6 +627,15 @@ class Trainer:
             out.append(Due(device, count, reason, few_shot=count < cfg.gcn_min))
         return out
 
+    def _gate(self, device: str) -> float | None:
+        """The served version's held-out share within ±10%, less ``gate_tolerance``: what a new one must reach."""
+        if self.config.gate_tolerance is None:
+            return None
+        with self.factory() as session:
+            served = registry.latest_ready(session, device, "latency")
+            share = (served.metrics or {}).get("within_10pct") if served is not None else None
+        return None if share is None else float(share) - self.config.gate_tolerance
+
     def run_once(self) -> list[dict[str, Any]]:
         """One pass: housekeeping, then train every due device; returns what happened per device."""
         with self.factory() as session:
@@ -613,7 +655,8 @@ class Trainer:
             options = TrainOptions(**{**asdict(self.config.options), "few_shot": item.few_shot})
             started = time.monotonic()
             try:
-                row = train_latency(self.factory, item.device, self.workdir, options, self._check_stop)
+                gate = self._gate(item.device)
+                row = train_latency(self.factory, item.device, self.workdir, options, self._check_stop, gate)
             except Interrupted:
                 self.say(f"{item.device}: training abandoned (stopping)")
                 results.append({"device": item.device, "state": "failed", "error": "interrupted"})
@@ -624,6 +667,10 @@ class Trainer:
                 results.append({"device": item.device, "state": "failed", "error": str(exc)})
                 continue
             m = row.metrics or {}
+            if row.state != PredictorState.READY.value:
+                self.say(f"{item.device}: version {row.version} not promoted: {row.error}")
+                results.append({"device": item.device, "state": row.state, "version": row.version, "error": row.error})
+                continue
             self.say(
                 f"{item.device}: version {row.version} ready in {time.monotonic() - started:.0f} s "
                 f"(held-out ±10% {m.get('within_10pct', float('nan')):.1f}, rho {m.get('spearman', float('nan')):.3f})"

@@ -249,3 +249,29 @@ def test_shipped_predictors_are_registered_once_and_served(factory, tmp_path) ->
     served = PredictionService(factory, tmp_path).served(GPU)
     within = np.abs(served.table[idx] / y[idx] - 1) <= 0.10
     assert within.mean() >= 0.9  # LatBench's own values, mostly seen in training
+
+
+def test_trainer_does_not_promote_a_worse_version(sqlite_factory, tmp_path) -> None:
+    idx = distinct_valid(70)
+    add_measurements(sqlite_factory, DEVICE, idx[:50], synthetic_ms(idx[:50]))
+    config = TrainerConfig(min_new=10, min_total=30, gcn_min=40, options=TINY)
+    trainer = Trainer(sqlite_factory, tmp_path, config, say=print)
+    (first,) = trainer.run_once()
+    assert first["state"] == "ready"
+    with sqlite_factory() as s:  # pretend the served version is perfect: nothing can beat it
+        served = registry.latest_ready(s, DEVICE)
+        served.metrics = {**(served.metrics or {}), "within_10pct": 100.0}
+        s.commit()
+    add_measurements(sqlite_factory, DEVICE, idx[50:], synthetic_ms(idx[50:]))
+    (second,) = trainer.run_once()
+    assert second["state"] == "failed" and "below the gate 99.0" in second["error"]
+    with sqlite_factory() as s:
+        rejected = registry.latest(s, DEVICE)
+        assert rejected.version == 2 and rejected.metrics["within_10pct"] < 99.0
+        assert registry.latest_ready(s, DEVICE).version == 1  # still served
+    assert trainer.run_once() == []  # measured-count based: not retried until min_new more arrive
+    ungated = Trainer(sqlite_factory, tmp_path, TrainerConfig(min_new=1, min_total=30, gcn_min=40, gate_tolerance=None,
+                                                              options=TINY), say=print)  # fmt: skip
+    add_measurements(sqlite_factory, DEVICE, idx[:1], [3.0])
+    (third,) = ungated.run_once()
+    assert third["state"] == "ready" and third["version"] == 3
