@@ -100,17 +100,34 @@ class Serve:
         for name in ("EAGLE_DB_URL", "EAGLE_API_KEY", "EAGLE_SETTINGS_FILE"):
             env.pop(name, None)
         argv = [
-            *EAGLE, "serve", "--db", self.db_url, "--no-import", "--api-key", API_KEY,
-            "--workdir", str(self.workdir), "--port", str(self.http_port),
-            "--grpc", f"127.0.0.1:{self.grpc_port}", "--log-level", "warning",
-        ]  # fmt: skip
+            *EAGLE,
+            "serve",
+            "--db",
+            self.db_url,
+            "--no-import",
+            "--api-key",
+            API_KEY,
+            "--workdir",
+            str(self.workdir),
+            "--port",
+            str(self.http_port),
+            "--grpc",
+            f"127.0.0.1:{self.grpc_port}",
+            "--log-level",
+            "warning",
+        ]
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.starts += 1
         self._log = (self.workdir / f"serve-{self.starts}.log").open("w")
         self.proc = subprocess.Popen(
-            argv, cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True,
+            argv,
+            cwd=self.workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
             start_new_session=True,
-        )  # fmt: skip
+        )
         banner = self._read_banner(timeout_s)
         rest = re.search(r"REST\s+http://[^\s:]+:(\d+)/v1", banner)
         grpc_ = re.search(r"gRPC\s+[^\s]+:(\d+)\s", banner)
@@ -229,9 +246,16 @@ class AgentProc:
     def start(self) -> AgentProc:
         env = dict(os.environ, EAGLE_AGENT_TOKEN=self.token, PYTHONUNBUFFERED="1")
         argv = [
-            sys.executable, "-m", "eagle_agent.main", "--server", self.target, "--config", str(self.config),
-            "--workdir", str(self.workdir),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "eagle_agent.main",
+            "--server",
+            self.target,
+            "--config",
+            str(self.config),
+            "--workdir",
+            str(self.workdir),
+        ]
         self.starts += 1
         log = (self.workdir.parent / f"{self.name}.log").open("ab")
         log.write(f"--- start {self.starts}\n".encode())
@@ -270,10 +294,16 @@ def read_store(db_url: str, campaign_id: int) -> tuple[list[dict[str, Any]], lis
     try:
         with session_factory(engine)() as s:
             jobs = [
-                {"id": j.id, "arch": j.arch_index, "state": j.state, "attempts": j.attempts, "lease_id": j.lease_id,
-                 "error_class": j.error_class}
+                {
+                    "id": j.id,
+                    "arch": j.arch_index,
+                    "state": j.state,
+                    "attempts": j.attempts,
+                    "lease_id": j.lease_id,
+                    "error_class": j.error_class,
+                }
                 for j in s.scalars(select(Job).where(Job.campaign_id == campaign_id).order_by(Job.id))
-            ]  # fmt: skip
+            ]
             rows = [
                 {"job_id": m.job_id, "arch": m.arch_index, "lease_id": m.lease_id, "agent_id": m.agent_id}
                 for m in s.scalars(select(Measurement).where(Measurement.campaign_id == campaign_id))
