@@ -237,6 +237,7 @@ class GCNRegressor:
             "report": None
             if self.report is None
             else {k: v for k, v in self.report.to_dict().items() if k != "history"},
+            "extra": self._extra_state(),
         }
         (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
         self.model.save_weights(path / WEIGHTS_FILE)
@@ -259,7 +260,16 @@ class GCNRegressor:
         obj.model.load_weights(path / WEIGHTS_FILE)
         if meta.get("report"):
             obj.report = FitReport(**meta["report"])
+        obj._restore_extra(meta.get("extra"))
         return obj
+
+    # Subclasses with state beyond the network (JSON-able) override these two.
+    def _extra_state(self) -> dict[str, Any] | None:
+        return None
+
+    def _restore_extra(self, state: dict[str, Any] | None) -> None:
+        if state is not None:
+            raise ValueError(f"a {self.kind!r} predictor has no extra state, but the saved one has {sorted(state)}")
 
 
 def _check_targets(y: np.ndarray, n: int, name: str) -> np.ndarray:

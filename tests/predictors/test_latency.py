@@ -130,3 +130,22 @@ def test_default_recipe_and_huber_loss(data):
     assert np.median(np.abs(p.predict(*val[:2]) / val[2] - 1)) < 0.25
     with pytest.raises(ValueError, match="loss must be"):
         TrainConfig(loss="l3")
+
+
+def test_layerwise_prior_fits_predicts_and_round_trips(tmp_path, data):
+    a, f, y, val = data
+    p = LatencyPredictor(TINY, quick(epochs=6, loss="huber", huber_delta=0.2), prior="layerwise")
+    p.fit(a, f, y, val=val)
+    assert p.prior_model is not None and p.prior_model.op_costs is not None
+    pred = p.predict(*val[:2])
+    # the synthetic latency is exactly linear in the op counts, so the prior alone is nearly exact
+    # and the GCN only has to learn a factor close to 1
+    assert np.median(np.abs(pred / val[2] - 1)) < 0.1
+    p.save(tmp_path / "prior")
+    q = LatencyPredictor.load(tmp_path / "prior")
+    assert q.prior == "layerwise"
+    assert np.array_equal(q.predict(a, f), p.predict(a, f))
+    with pytest.raises(ValueError, match="prior must be"):
+        LatencyPredictor(prior="flops")
+    with pytest.raises(ValueError, match="log target"):
+        LatencyPredictor(train=TrainConfig(target="standard"), prior="layerwise")
