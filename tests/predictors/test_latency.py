@@ -149,3 +149,9 @@ def test_layerwise_prior_fits_predicts_and_round_trips(tmp_path, data):
         LatencyPredictor(prior="flops")
     with pytest.raises(ValueError, match="log target"):
         LatencyPredictor(train=TrainConfig(target="standard"), prior="layerwise")
+
+
+def test_recommended_recipe():
+    p = LatencyPredictor.recommended(seed=3)
+    assert p.prior == "layerwise" and p.train.loss == "huber" and p.train.seed == 3
+    assert p.train.batch_size == 10 and p.gcn == GCNConfig()
