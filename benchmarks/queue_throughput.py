@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,18 +148,29 @@ def check_store(url: str, campaign_id: int) -> dict[str, Any]:
 
 
 # -- the server process --------------------------------------------------------------------------------
-def serve_main(url: str, port_file: Path, max_workers: int) -> int:
-    """Run the real agent service until stdin closes; write the bound port to ``port_file``."""
+def serve_main(url: str, port_file: Path, max_workers: int, processes: int) -> int:
+    """Run the real agent service until stdin closes; write its port and the pids that serve it (for
+    their CPU time) to ``port_file``. ``processes`` > 1: that many gRPC worker processes on one port,
+    as ``eagle serve --grpc-workers`` runs them."""
     from eagle_server.grpc_service import AgentServiceSettings, serve_grpc
     from latbench.store.db import make_engine, session_factory
 
-    engine = make_engine(url)
     settings = AgentServiceSettings(
         lease_s=300.0, heartbeat_s=30.0, max_wait_s=2.0, poll_s=0.05, requeue_every_s=10.0, max_workers=max_workers
     )
+    if processes > 1:
+        from eagle_server.grpc_workers import GrpcWorkers
+
+        pool = GrpcWorkers(url, "127.0.0.1:0", settings, processes)
+        pool.start()
+        port_file.write_text(json.dumps({"port": pool.port, "pids": pool.pids}))
+        sys.stdin.read()  # the parent closes our stdin to stop us
+        pool.stop(grace_s=1.0)
+        return 0
+    engine = make_engine(url)
     server = serve_grpc(session_factory(engine), "127.0.0.1:0", settings)
-    port_file.write_text(str(server.port))
-    sys.stdin.read()  # the parent closes our stdin to stop us
+    port_file.write_text(json.dumps({"port": server.port, "pids": [os.getpid()]}))
+    sys.stdin.read()
     server.stop(1.0).wait(5)
     engine.dispose()
     return 0
@@ -272,10 +284,15 @@ def client_main(port: int, token: str, agents: int) -> int:
 
 
 # -- one run -----------------------------------------------------------------------------------------------
-def _spawn(*args: str) -> subprocess.Popen[str]:
+def _spawn(*args: str, code: Path | None = None) -> subprocess.Popen[str]:
+    """This script in a child process; ``code``: a source tree whose packages it imports instead."""
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH", "")]))
     return subprocess.Popen(
         [sys.executable, __file__, *args],
         cwd=REPO,
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=sys.stderr,
@@ -301,11 +318,12 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_one(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def run_one(kind: str, args: argparse.Namespace, tmp: Path, processes: int, code: Path | None) -> dict[str, Any]:
+    """One run on a fresh database; ``code``: serve from that source tree (the baseline) instead."""
     with database(kind, args.pg_admin, tmp) as url:
         token, campaign_id = prepare(url, args.jobs)
-        port_file = tmp / f"port_{kind}"
-        server = _spawn("_serve", url, str(port_file), str(args.server_workers))
+        port_file = tmp / f"port_{kind}_{uuid.uuid4().hex[:6]}"
+        server = _spawn("_serve", url, str(port_file), str(args.server_workers), str(processes), code=code)
         clients: list[subprocess.Popen[str]] = []
         try:
             deadline = time.monotonic() + 60
@@ -313,7 +331,8 @@ def run_one(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"the {kind} server did not start")
                 time.sleep(0.05)
-            port = port_file.read_text()
+            served = json.loads(port_file.read_text())
+            port, server_pids = str(served["port"]), [int(p) for p in served["pids"]]
             shares = [
                 args.agents // args.client_procs + (i < args.agents % args.client_procs)
                 for i in range(args.client_procs)
@@ -324,7 +343,7 @@ def run_one(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 if c.stdout.readline().strip() != "ready":
                     raise SystemExit("a client process failed to register its agents")
             load_before = os.getloadavg()
-            server_cpu0, pg_cpu0 = _cpu_s(server.pid), _postgres_cpu_s()
+            server_cpu0, pg_cpu0 = sum(_cpu_s(p) for p in server_pids), _postgres_cpu_s()
             for c in clients:
                 assert c.stdin is not None
                 c.stdin.write("go\n")
@@ -334,7 +353,7 @@ def run_one(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 assert c.stdout is not None
                 results.append(json.loads(c.stdout.readline()))
                 c.wait(30)
-            server_cpu = _cpu_s(server.pid) - server_cpu0
+            server_cpu = sum(_cpu_s(p) for p in server_pids) - server_cpu0
             pg_cpu = _postgres_cpu_s() - pg_cpu0
             load_after = os.getloadavg()
         finally:
@@ -358,6 +377,8 @@ def run_one(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     done = store["job_states"].get("done", 0)
     return {
         "database": kind,
+        "code": "baseline" if code is not None else "current",
+        "server_processes": processes,
         "jobs": args.jobs,
         "agents": args.agents,
         "client_processes": len(results),
@@ -392,41 +413,92 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
 
 
+def _label(run: dict[str, Any]) -> str:
+    code = run.get("code", "current")
+    return f"{code}, {run.get('server_processes', 1)} process{'es' if run.get('server_processes', 1) > 1 else ''}"
+
+
+def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per database and configuration: the median jobs/s and CPU per job over the repeats."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((r["database"], _label(r)), []).append(r)
+    out = []
+    for (db, label), rs in groups.items():
+        out.append(
+            {
+                "database": db,
+                "configuration": label,
+                "runs": len(rs),
+                "median_jobs_per_s": statistics.median(r["jobs_per_s"] for r in rs),
+                "jobs_per_s": [r["jobs_per_s"] for r in rs],
+                "median_server_cpu_ms_per_job": statistics.median(r["server_cpu_ms_per_job"] for r in rs),
+                "lost": sum(r["lost"] for r in rs),
+                "duplicated": sum(r["duplicated"] for r in rs),
+                "meets_target": statistics.median(r["jobs_per_s"] for r in rs) >= TARGET_JOBS_S
+                and not any(r["lost"] or r["duplicated"] for r in rs),
+            }
+        )
+    return out
+
+
 def write_markdown(path: Path, report: dict[str, Any]) -> None:
+    cfg = report["config"]
     lines = [
         "# Queue throughput (agent service over real gRPC)",
         "",
-        f"{report['config']['jobs']} jobs, {report['config']['agents']} simulated agents whose runtime returns at "
-        f"once, {report['config']['client_procs']} client processes; one server process "
-        f"(`serve_grpc`). Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores (shared).",
+        f"{cfg['jobs']} jobs, {cfg['agents']} simulated agents whose runtime returns at once, "
+        f"{cfg['client_procs']} client processes. Server: `serve_grpc` in one process, or N gRPC worker "
+        f'processes on one port (`eagle serve --grpc-workers N`). "baseline" is the server code before this '
+        f"change, run in the same invocation (interleaved, {cfg.get('repeat', 1)} round(s)) so both see the same "
+        f"machine load. Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, shared with "
+        "other work: the load average is in every row.",
         "",
-        "| database | jobs/s | elapsed s | lost | duplicated | RPC errors | server CPU ms/job | 1-core ceiling jobs/s "
-        "| load avg (1 min) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "## Summary (median over rounds)",
+        "",
+        "| database | server | jobs/s (median) | each round | server CPU ms/job | lost | duplicated "
+        f"| >= {TARGET_JOBS_S:.0f} jobs/s |",
+        "|---|---|---:|---|---:|---:|---:|---|",
     ]
-    for r in report["runs"]:
+    for g in report.get("summary", []):
         lines.append(
-            f"| {r['database']} | {r['jobs_per_s']} | {r['elapsed_s']} | {r['lost']} | {r['duplicated']} | "
-            f"{sum(r['rpc_errors'].values())} | {r['server_cpu_ms_per_job']} | "
-            f"{1000 / r['server_cpu_ms_per_job']:.0f} | {r['loadavg_before'][0]} -> {r['loadavg_after'][0]} |"
-        )
-    lines.append("")
-    for r in report["runs"]:
-        pg = f", PostgreSQL {r['postgres_cpu_ms_per_job']} ms" if r.get("postgres_cpu_ms_per_job") is not None else ""
-        lines.append(
-            f"- CPU per job on {r['database']}: server {r['server_cpu_ms_per_job']} ms, simulated agents "
-            f"{r['client_cpu_ms_per_job']} ms{pg} (the machine has {report['machine']['cores']} cores for all of it)"
+            f"| {g['database']} | {g['configuration']} | {g['median_jobs_per_s']} | "
+            f"{', '.join(map(str, g['jobs_per_s']))} | {g['median_server_cpu_ms_per_job']} | {g['lost']} | "
+            f"{g['duplicated']} | {'yes' if g['meets_target'] else 'no'} |"
         )
     lines += [
         "",
-        f"Target: >= {TARGET_JOBS_S:.0f} jobs/s on PostgreSQL, 0 lost, 0 duplicated.",
+        "## Every run",
         "",
-        "The server is one Python process, so its CPU per job bounds the rate: the ceiling column is what "
-        "one whole core would give at the measured CPU cost (itself inflated by the machine's load). "
-        "lost = jobs not done or done without a measurement row; duplicated = measurement rows beyond one "
-        "per job plus results the agents saw accepted twice.",
+        "| database | server | jobs/s | elapsed s | lost | duplicated | RPC errors | server CPU ms/job "
+        "| agents CPU ms/job | PostgreSQL CPU ms/job | load avg (1 min) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["runs"]:
+        pg = r.get("postgres_cpu_ms_per_job")
+        lines.append(
+            f"| {r['database']} | {_label(r)} | {r['jobs_per_s']} | {r['elapsed_s']} | {r['lost']} | "
+            f"{r['duplicated']} | {sum(r['rpc_errors'].values())} | {r['server_cpu_ms_per_job']} | "
+            f"{r['client_cpu_ms_per_job']} | {pg if pg is not None else '-'} | "
+            f"{r['loadavg_before'][0]} -> {r['loadavg_after'][0]} |"
+        )
+    lines += [
+        "",
+        f"Target (issue 5): >= {TARGET_JOBS_S:.0f} jobs/s on PostgreSQL, 0 lost, 0 duplicated.",
+        "",
+        "Server CPU is summed over its processes. Everything (server, simulated agents, PostgreSQL) shares the "
+        "machine's cores, so with a load average above the core count the figures are a floor. lost = jobs not "
+        "done or done without a measurement row; duplicated = measurement rows beyond one per job plus results "
+        "the agents saw accepted twice.",
         "",
     ]
+    if report.get("previous"):
+        prev = report["previous"]
+        lines += [
+            f"Previously recorded ({prev['note']}): "
+            + ", ".join(f"{db} {v} jobs/s" for db, v in prev["jobs_per_s"].items()),
+            "",
+        ]
     lines.append(f"Command: `{report['command']}`")
     path.write_text("\n".join(lines) + "\n")
 
@@ -434,7 +506,7 @@ def write_markdown(path: Path, report: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_serve"]:
-        return serve_main(argv[1], Path(argv[2]), int(argv[3]))
+        return serve_main(argv[1], Path(argv[2]), int(argv[3]), int(argv[4]))
     if argv[:1] == ["_client"]:
         return client_main(int(argv[1]), argv[2], int(argv[3]))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -442,19 +514,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=10_000)
     p.add_argument("--agents", type=int, default=50)
     p.add_argument("--client-procs", type=int, default=2, help="processes the simulated agents are spread over")
-    p.add_argument("--server-workers", type=int, default=64, help="gRPC worker threads of the server")
+    p.add_argument("--server-workers", type=int, default=64, help="gRPC worker threads of each server process")
+    p.add_argument(
+        "--processes",
+        default="1,2",
+        help="comma-separated server process counts to run (eagle serve --grpc-workers), e.g. '1,2'",
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="a source tree of an older commit (git archive ... | tar -x -C DIR): its server runs first, with one "
+        "process, on each database, for a before/after under the same machine load",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="runs of each configuration (interleaved)")
+    p.add_argument("--previous", help="an earlier result JSON whose figures to keep in this report")
     p.add_argument("--pg-admin", default=os.environ.get("EAGLE_TEST_PG_ADMIN", PG_ADMIN_DEFAULT))
     p.add_argument("--out-name", default="queue_throughput", help="results file stem (or path without suffix)")
     args = p.parse_args(argv)
     if args.jobs < 1 or args.agents < 1 or args.client_procs < 1:
         p.error("--jobs, --agents and --client-procs must be >= 1")
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    processes = [int(n) for n in args.processes.split(",") if n.strip()]
+    baseline = args.baseline.resolve() if args.baseline else None
+    configs: list[tuple[str, int, Path | None]] = []
+    for kind in kinds:
+        if baseline is not None:
+            configs.append((kind, 1, baseline))
+        configs += [(kind, n, None) for n in processes]
     runs = []
     with tempfile.TemporaryDirectory(prefix="eagle_queue_bench_") as tmp:
-        for kind in kinds:
-            result = run_one(kind, args, Path(tmp))
-            print(json.dumps({k: v for k, v in result.items() if k != "store"}), flush=True)
-            runs.append(result)
+        for _ in range(args.repeat):  # interleaved, so that a load spike hits every configuration alike
+            for kind, n, code in configs:
+                result = run_one(kind, args, Path(tmp), n, code)
+                print(json.dumps({k: v for k, v in result.items() if k != "store"}), flush=True)
+                runs.append(result)
     report = {
         "benchmark": "queue_throughput",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -464,11 +557,22 @@ def main(argv: list[str] | None = None) -> int:
             "agents": args.agents,
             "client_procs": args.client_procs,
             "server_workers": args.server_workers,
+            "processes": processes,
+            "baseline": baseline is not None,
+            "repeat": args.repeat,
         },
         "command": " ".join(["python benchmarks/queue_throughput.py", *argv]),
         "target": {"postgresql_jobs_per_s": TARGET_JOBS_S, "lost": 0, "duplicated": 0},
+        "summary": summary(runs),
         "runs": runs,
     }
+    if args.previous:  # the figures of an earlier result file, kept for the before/after
+        old = json.loads(Path(args.previous).read_text())
+        report["previous"] = {
+            "note": f"{old.get('date', '?')}, one server process, load avg "
+            + ", ".join(f"{r['database']} {r['loadavg_before'][0]}" for r in old["runs"]),
+            "jobs_per_s": {r["database"]: r["jobs_per_s"] for r in old["runs"]},
+        }
     out = Path(args.out_name)
     stem = out if out.parent != Path(".") else RESULTS / out
     stem.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ from eagle_agent.backends import (
 )
 from eagle_agent.config import AgentConfig, ConfigError, build_config
 from eagle_agent.detect import host_facts, hostname
+from eagle_agent.orphan import die_with_parent_from_env
 
 if TYPE_CHECKING:
     from eagle_agent.loop import AgentLoop
@@ -99,6 +100,9 @@ def _config_from_args(args: argparse.Namespace) -> AgentConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Started by `eagle serve --local-agent`: never outlive the server, even one killed with SIGKILL
+    # (the outbox on disk keeps any finished result for the next start).
+    die_with_parent_from_env()
     args = build_parser().parse_args(argv)
     try:
         config = _config_from_args(args)

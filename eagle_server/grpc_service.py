@@ -39,6 +39,7 @@ from eagle_agent.proto.eagle.v1 import agent_pb2 as pb
 from eagle_agent.proto.eagle.v1 import agent_pb2_grpc as pb_grpc
 from latbench import __version__
 from latbench.store import queue
+from latbench.store.archs import architecture_rows
 from latbench.store.models import Agent, AgentToken, Device, Job, JobState, utcnow
 from latbench.store.tokens import AuthError
 
@@ -399,13 +400,19 @@ def serve_grpc(
     session_factory: sessionmaker[Session],
     address: str = "127.0.0.1:50051",
     settings: AgentServiceSettings | None = None,
+    reuse_port: bool = False,
 ) -> GrpcServer:
-    """Start the agent service on ``address`` (port 0: any free port, see ``.port``); returns it started."""
+    """Start the agent service on ``address`` (port 0: any free port, see ``.port``); returns it started.
+
+    ``reuse_port``: share the port with other processes of this server (SO_REUSEPORT; the kernel spreads
+    connections over them, see grpc_workers.py). Off, a port in use is an error.
+    """
     settings = settings or AgentServiceSettings()
+    architecture_rows()  # computed now (half a second), not by the first leases all at once
     service = AgentService(session_factory, settings)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="eagle-grpc"),
-        options=[("grpc.so_reuseport", 0)],
+        options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
     )
     pb_grpc.add_AgentServiceServicer_to_server(service, server)
     try:

@@ -1,17 +1,19 @@
-"""``eagle serve``: one process with the REST API (uvicorn), the agent service (gRPC) and, on request, a
-local desktop-CPU agent and the predictor trainer.
+"""``eagle serve``: one process with the REST API (uvicorn), the agent service (gRPC) and, on request, a local
+desktop-CPU agent and the predictor trainer.
 
-Start-up, in order: migrate the store (``upgrade``), load the shipped LatBench 2020 release into an
-empty store (setting ``import_latbench_on_start``), register the shipped latency predictors for the
-LatBench devices that have none (so predictions work at once), settle the API key (configured, else the
-one kept in ``<workdir>/api_key``, else a new one written there so later CLI calls on this machine find
-it), start gRPC, bind and start uvicorn (in a thread, so this module owns the signals), load the ready
-predictors in a background thread (setting ``warm_predictors``), start the local agent and, with
-``run_trainer``, an ``eagle trainer`` child process on the same store and workdir.
+Start-up, in order: migrate the store (``upgrade``), load the shipped LatBench 2020 release into an empty
+store (setting ``import_latbench_on_start``), register the shipped latency predictors for the LatBench devices
+that have none (so predictions work at once), settle the API key (configured, else the one kept in
+``<workdir>/api_key``, else a new one written there so later CLI calls on this machine find it), start gRPC
+(in this process, or ``grpc_workers`` processes sharing its port: grpc_workers.py), bind and start uvicorn (in
+a thread, so this module owns the signals), load the ready predictors in a background thread (setting
+``warm_predictors``), start the local agent and, with ``run_trainer``, an ``eagle trainer`` child process on
+the same store and workdir. The local agent and the gRPC workers die with this process even when it is killed
+with SIGKILL (eagle_agent/orphan.py).
 
-Shutdown on SIGINT / SIGTERM, in order: the trainer (SIGTERM: it abandons a training in progress), the
-local agent (SIGTERM: it finishes or hands back its job while gRPC is still up; killed after
-``AGENT_STOP_S``), gRPC, uvicorn. A second signal skips the waiting.
+Shutdown on SIGINT / SIGTERM, in order: the trainer (SIGTERM: it abandons a training in progress), the local
+agent (SIGTERM: it finishes or hands back its job while gRPC is still up; killed after ``AGENT_STOP_S``),
+gRPC, uvicorn. A second signal skips the waiting.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ import uvicorn
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from eagle_agent.orphan import parent_env
 from eagle_server.app import create_app, database_url
 from eagle_server.client import api_key_path, read_api_key_file
 from eagle_server.grpc_service import AgentServiceSettings, GrpcServer, serve_grpc
+from eagle_server.grpc_workers import GrpcWorkers, default_workers
 from eagle_server.oneshot import MeasureRequest, run_campaign
 from eagle_server.settings import Settings
 from latbench import __version__
@@ -142,7 +146,8 @@ def start_local_agent(
                       device_class="desktop_cpu", precision="fp32")
         session.commit()
         token = create_agent_token(session, note="eagle serve --local-agent")
-    env = dict(os.environ, EAGLE_AGENT_TOKEN=token)
+    # EAGLE_PARENT_PID: the agent exits with this server, even one killed with SIGKILL (eagle_agent.orphan).
+    env = parent_env(dict(os.environ, EAGLE_AGENT_TOKEN=token))
     argv = [
         sys.executable, "-m", "eagle_agent.main",
         "--server", grpc_target,
@@ -199,6 +204,7 @@ class EagleServer:
     engine: Engine | None = None
     factory: sessionmaker[Session] | None = None
     grpc: GrpcServer | None = None
+    grpc_workers: GrpcWorkers | None = None
     agent: subprocess.Popen[bytes] | None = None
     trainer: subprocess.Popen[bytes] | None = None
     shipped_predictors: list[str] = field(default_factory=list)
@@ -217,15 +223,21 @@ class EagleServer:
         self.api_key, self.api_key_source = resolve_api_key(s)
         settings = Settings(**{**s.model_dump(), "api_key": self.api_key})
         sock = bind_socket(s.http_host, s.http_port)
+        service = AgentServiceSettings(lease_s=s.lease_s, heartbeat_s=s.heartbeat_s)
+        workers = s.grpc_workers or default_workers(url)
         try:
-            self.grpc = serve_grpc(
-                factory, s.grpc_address, AgentServiceSettings(lease_s=s.lease_s, heartbeat_s=s.heartbeat_s)
-            )
+            if workers == 1:
+                self.grpc = serve_grpc(factory, s.grpc_address, service)
+                grpc_port = self.grpc.port
+            else:  # N processes on one port (grpc_workers.py); this process keeps REST
+                self.grpc_workers = GrpcWorkers(url, s.grpc_address, service, workers)
+                self.grpc_workers.start()
+                grpc_port = self.grpc_workers.port
         except (OSError, ValueError) as exc:
             sock.close()
             raise ServeError(str(exc)) from exc
         grpc_host = s.grpc_address.rsplit(":", 1)[0]
-        self.grpc_target = f"{_connect_host(grpc_host)}:{self.grpc.port}"
+        self.grpc_target = f"{_connect_host(grpc_host)}:{grpc_port}"
         http_port = sock.getsockname()[1]
         self.rest_url = f"http://{_connect_host(s.http_host)}:{http_port}"
 
@@ -263,6 +275,11 @@ class EagleServer:
             f"Eagle {__version__} serving",
             f"  REST   {self.rest_url}/v1   (docs: {self.rest_url}/docs)",
             f"  gRPC   {self.grpc_target}   (agents: eagle-agent --server {self.grpc_target} --token ...)",
+        ]
+        if self.grpc_workers is not None:
+            pids = ", ".join(map(str, self.grpc_workers.pids))
+            lines.append(f"  gRPC workers {len(self.grpc_workers.pids)} processes, pids {pids}")
+        lines += [
             f"  store  {_masked(database_url(self.settings))}",
             f"  API key {self.api_key}   ({self.api_key_source})",
         ]
@@ -285,6 +302,9 @@ class EagleServer:
         return "\n".join(lines)
 
     def check_children(self) -> None:
+        if self.grpc_workers is not None:
+            for note in self.grpc_workers.check():
+                print(f"eagle serve: {note}", file=sys.stderr)
         if self.agent is not None and self.agent.poll() is not None:
             log.error("the local agent exited with code %s (see its log); serving without it", self.agent.returncode)
             print(f"eagle serve: the local agent exited with code {self.agent.returncode}", file=sys.stderr)
@@ -314,6 +334,9 @@ class EagleServer:
         if self.grpc is not None:
             self.grpc.stop(grace=0.5 if hurry else 3.0).wait(10)
             self.grpc = None
+        if self.grpc_workers is not None:
+            self.grpc_workers.stop(grace_s=0.5 if hurry else 3.0)
+            self.grpc_workers = None
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
             if self._thread is not None:

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     grpc_address: str = "127.0.0.1:50051"
+    grpc_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="processes serving the agent service on one port (SO_REUSEPORT); default: 1 on SQLite, "
+        "one per CPU core (at most 4) on PostgreSQL",
+    )
     lease_s: float = Field(default=120.0, gt=0, description="a job's lease; an agent heartbeats to extend it")
     heartbeat_s: float = Field(default=15.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, description="leases a job gets before it fails for good")

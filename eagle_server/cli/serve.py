@@ -18,6 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", help="REST address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="REST port (default 8000; 0: any free port)")
     parser.add_argument("--grpc", metavar="HOST:PORT", help="gRPC address for agents (default 127.0.0.1:50051)")
+    parser.add_argument(
+        "--grpc-workers",
+        type=int,
+        metavar="N",
+        help="processes for the agent service, sharing the gRPC port (default: 1 on SQLite, one per CPU core, "
+        "at most 4, on PostgreSQL)",
+    )
     parser.add_argument("--api-key", metavar="KEY", help="key for REST writes (default: generated, kept in workdir)")
     parser.add_argument("--workdir", help="where the server keeps its files (default ./var)")
     parser.add_argument(
@@ -54,12 +61,15 @@ def run_serve(args: argparse.Namespace) -> int:
             "http_host": args.host,
             "http_port": args.port,
             "grpc_address": args.grpc,
+            "grpc_workers": args.grpc_workers,
             "api_key": args.api_key,
             "workdir": args.workdir,
             "import_latbench_on_start": False if args.no_import else None,
         }.items()
         if value is not None
     }
+    if args.grpc_workers is not None and args.grpc_workers < 1:
+        raise CLIError(f"--grpc-workers must be at least 1, got {args.grpc_workers}")
     if args.port is not None and not 0 <= args.port < 65536:
         raise CLIError(f"--port must be 0-65535, got {args.port}")
     try:

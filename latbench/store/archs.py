@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any, cast
 
@@ -13,10 +14,23 @@ from latbench import nb201
 from latbench.graph import nb201_cell
 from latbench.store.models import Architecture
 
+_ROWS_LOCK = threading.Lock()
+
+
+def architecture_rows() -> tuple[dict[str, Any], ...]:
+    """One row per NB201 index (index order); about half a second to compute, then cached.
+
+    The first call is serialised: a server's threads all asking at once (the first leases) would each
+    compute the table, contending for the arch objects' cached-property lock (minutes of CPU for 50).
+    """
+    if _computed_rows.cache_info().currsize:
+        return _computed_rows()
+    with _ROWS_LOCK:
+        return _computed_rows()
+
 
 @cache
-def architecture_rows() -> tuple[dict[str, Any], ...]:
-    """One row per NB201 index (index order); about half a second to compute, then cached."""
+def _computed_rows() -> tuple[dict[str, Any], ...]:
     rows = []
     for index, code in enumerate(nb201.op_codes_by_index()):
         arch = nb201.Arch.from_op_code(code)

@@ -16,12 +16,14 @@ Migrations ship inside the package (``latbench/store/migrations``) and are run p
 from __future__ import annotations
 
 import os
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 DB_URL_ENV = "EAGLE_DB_URL"
@@ -29,6 +31,7 @@ DEFAULT_SQLITE_FILE = Path("var") / "eagle.db"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # Execution option that makes the next SQLite transaction BEGIN IMMEDIATE (see the module docstring).
 WRITE_OPTION = "eagle_write"
+PING_IDLE_S = 10.0  # a pooled PostgreSQL connection idle this long is pinged before use
 
 
 def default_db_url() -> str:
@@ -57,19 +60,47 @@ def normalize_url(url: str | URL) -> URL:
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """An engine configured for the store (see the module docstring for SQLite's settings)."""
     parsed = normalize_url(url)
+    ping_idle_s = float(kwargs.pop("ping_idle_s", PING_IDLE_S))
     if parsed.get_backend_name() == "sqlite":
         connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
         connect_args.update(kwargs.pop("connect_args", {}))
         engine = create_engine(parsed, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     # Keep as many idle connections as the server has concurrent calls (64 gRPC workers): a smaller
     # pool closes its overflow connections on return and reopens them under load, and a PostgreSQL
     # connection costs milliseconds to open (benchmarks/queue_throughput.py).
     kwargs.setdefault("pool_size", 64)
     kwargs.setdefault("max_overflow", 16)
-    return create_engine(parsed, **kwargs)
+    engine = create_engine(parsed, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_idle_connections(engine, ping_idle_s)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine, idle_s: float) -> None:
+    """Ping a pooled connection on checkout only when it sat idle for ``idle_s`` (a dead one is replaced).
+
+    ``pool_pre_ping`` pings on every checkout: a round trip per call, a sixth of the queue's per-job
+    work. A busy connection is known alive; one that breaks anyway fails its call once, and SQLAlchemy
+    then drops the whole pool (a database restart is noticed on the first error).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["eagle_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("eagle_idle_since")
+        if since is None or time.monotonic() - since < idle_s:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as exc:  # the pool retries the checkout with a new connection
+            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -41,8 +41,9 @@ from sqlalchemy.orm import Session
 
 from latbench import nb201
 from latbench.protocol import DEFAULT_GROUP_SIZE, DEFAULT_WARMUP, ProtocolParams
+from latbench.store import queue_pg
 from latbench.store.archs import architecture_rows, ensure_architectures
-from latbench.store.db import begin_write
+from latbench.store.db import begin_write, is_postgresql
 from latbench.store.devices import (
     UnknownDevice,
     check_device_name,
@@ -633,6 +634,10 @@ def lease_job(
     now = _now(now)
     _check_seconds("lease_s", lease_s)
     caps = sorted({str(c) for c in capabilities})
+    if caps and is_postgresql(session):
+        leased = _lease_pg(session, agent_id, device, caps, now, lease_s)
+        if leased is not _EXPIRED_FIRST:
+            return leased  # type: ignore[return-value]
     # The service's hot path: Core statements built once (_SQL), not ORM objects, whose bookkeeping
     # was most of the server's CPU per job (benchmarks/queue_throughput.py).
     begin_write(session)
@@ -648,6 +653,44 @@ def lease_job(
         raise
     _complete_campaigns(session, failed_campaigns, now)
     return leased
+
+
+_EXPIRED_FIRST = object()  # _lease_pg's answer when the device's expired leases must be requeued first
+
+
+def _lease_pg(
+    session: Session, agent_id: str, device: str, caps: list[str], now: datetime, lease_s: float
+) -> LeasedJob | object | None:
+    """PostgreSQL: the lease in one statement (queue_pg); ``_EXPIRED_FIRST`` hands it to the portable path."""
+    lease_id = str(uuid.uuid4())
+    expires = now + timedelta(seconds=lease_s)
+    try:
+        row = queue_pg.lease(queue_pg.autocommit(session), agent_id, device, caps, lease_id, now, expires)
+    finally:
+        session.commit()  # gives the connection back (autocommit: nothing left to commit)
+    if row.registered is None:
+        raise UnknownAgent(f"unknown agent {agent_id!r}: register again")
+    if row.registered != device:
+        raise ValueError(f"agent {agent_id} is registered for device {row.registered!r}, not {device!r}")
+    if row.expired:
+        return _EXPIRED_FIRST
+    if row.id is None:
+        return None
+    return LeasedJob(
+        job_id=row.id,
+        lease_id=lease_id,
+        arch_index=row.arch_index,
+        arch_str=architecture_rows()[row.arch_index]["arch_str"],
+        runtime=row.runtime,
+        precision=row.precision,
+        protocol=dict(row.protocol),
+        campaign_id=row.campaign_id,
+        attempt=row.attempts,
+        lease_expires_at=expires,
+        canonical_key=row.canonical_key,
+        max_attempts=row.max_attempts,
+        device=device,
+    )
 
 
 def _touch_agent(session: Session, agent_id: str, device: str, now: datetime) -> int:
@@ -753,6 +796,13 @@ def report_result(
         raise ValueError(f"latency_ms must be a positive finite number, got {latency_ms!r}")
     raw = _jsonable(list(raw_ms) if raw_ms is not None else None)
     stats_json, versions_json = _jsonable(stats), _jsonable(versions)
+    if is_postgresql(session):
+        outcome = _report_pg(
+            session, job_id, lease_id, agent_id, float(latency_ms), stats_json, raw, versions_json, runtime,
+            precision, now,
+        )
+        if outcome is not None:
+            return outcome
     begin_write(session)
     try:
         lease = {"p_job": job_id, "p_lease_id": lease_id, "p_agent": agent_id, "p_now": now}
@@ -786,12 +836,56 @@ def report_result(
             "measured_at": now,
         }
         session.execute(_SQL["add_measurement"], row)
+        # SQLite's writers take turns (BEGIN IMMEDIATE), so this one sees every other report: the
+        # campaign-done check can share its transaction. Elsewhere it must follow the commit.
+        serialised = not is_postgresql(session)
+        if serialised:
+            session.execute(_SQL["mark_done"], {"p_campaigns": [job.campaign_id], "p_now": now})
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    _complete_campaigns(session, [job.campaign_id], now)
+    if not serialised:
+        _complete_campaigns(session, [job.campaign_id], now)
     return ReportOutcome.ACCEPTED
+
+
+def _report_pg(
+    session: Session,
+    job_id: int,
+    lease_id: str,
+    agent_id: str,
+    latency_ms: float,
+    stats: Any,
+    raw: Any,
+    versions: Any,
+    runtime: str,
+    precision: str,
+    now: datetime,
+) -> ReportOutcome | None:
+    """PostgreSQL: finish and record in one statement, then the campaign-done check in another (see the
+    module docstring). None when the lease did not hold: the portable path then says why."""
+    row = {
+        "p_job": job_id,
+        "p_lease_id": lease_id,
+        "p_agent": agent_id,
+        "p_now": now,
+        "p_latency": latency_ms,
+        "p_stats": stats,
+        "p_raw": raw,
+        "p_versions": versions,
+        "p_runtime": runtime or "",
+        "p_precision": precision or "",
+        "p_provenance": PROVENANCE_EAGLE,
+    }
+    try:
+        conn = queue_pg.autocommit(session)
+        campaign_id = queue_pg.report(conn, row)
+        if campaign_id is not None:
+            queue_pg.complete_campaign(conn, campaign_id, now)
+    finally:
+        session.commit()
+    return None if campaign_id is None else ReportOutcome.ACCEPTED
 
 
 def report_failure(

@@ -42,17 +42,62 @@ def _report(session: Session, leased: queue.LeasedJob, agent: str, runtime: str 
 
 def test_a_job_costs_few_statements(engine: Engine, session: Session, device: str, agent: str) -> None:
     queue.submit_campaign(session, device, [0, 1, 2], runtime="tf")
+    pg = engine.dialect.name == "postgresql"
     with statements(engine) as first_lease:
         first = queue.lease_job(session, agent, device, CAPS)
     assert first is not None
-    # agent, expired leases, the job, the campaign, and once per campaign: queued -> running
-    assert len(first_lease) == 5, first_lease
+    # PostgreSQL: one statement in autocommit. SQLite: agent, expired leases, the job, the campaign,
+    # and once per campaign: queued -> running.
+    assert len(first_lease) == (1 if pg else 5), first_lease
     with statements(engine) as lease:
         second = queue.lease_job(session, agent, device, CAPS)
-    assert second is not None and len(lease) == 4, lease
+    assert second is not None and len(lease) == (1 if pg else 4), lease
     with statements(engine) as report:
         assert _report(session, second, agent) is ReportOutcome.ACCEPTED
-    assert len(report) == 3, report  # finish the job, insert the measurement, is the campaign done?
+    # PostgreSQL: finish + insert in one statement, then the campaign-done check; SQLite: finish, insert,
+    # campaign-done check, all in one transaction.
+    assert len(report) == (2 if pg else 3), report
+
+
+def test_postgresql_hot_path_has_no_transaction_round_trips(db_url: str, tmp_path: Any) -> None:
+    """On PostgreSQL a lease and a report run in autocommit: no BEGIN, COMMIT or ping round trips."""
+    if not db_url.startswith("postgresql"):
+        return  # SQLite has no round trips to save; the test above counts its statements
+    from latbench.store.db import make_engine, session_factory, upgrade
+    from latbench.store.devices import ensure_device
+    from latbench.store.tokens import create_agent_token
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    commands: list[str] = []
+    try:
+        with session_factory(engine)() as session:
+            ensure_device(session, "desktop_cpu_rt_box_fp32", hardware="box")
+            session.commit()
+            agent_id = queue.register_agent(
+                session, create_agent_token(session), "desktop_cpu_rt_box_fp32", "h", ["tf:fp32"], None
+            )
+            queue.submit_campaign(session, "desktop_cpu_rt_box_fp32", [0, 1], runtime="tf")
+            raw = session.connection().connection.dbapi_connection
+            session.commit()
+            assert raw is not None
+            # Every command psycopg sends on its own (BEGIN, COMMIT, ROLLBACK) goes through _exec_command.
+            original = type(raw)._exec_command
+
+            def spy(self: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+                commands.append(bytes(command).decode() if isinstance(command, bytes | bytearray) else str(command))
+                return original(self, command, *args, **kwargs)
+
+            type(raw)._exec_command = spy  # type: ignore[method-assign]
+            try:
+                leased = queue.lease_job(session, agent_id, "desktop_cpu_rt_box_fp32", ["tf:fp32"])
+                assert leased is not None
+                assert _report(session, leased, agent_id) is ReportOutcome.ACCEPTED
+            finally:
+                type(raw)._exec_command = original  # type: ignore[method-assign]
+    finally:
+        engine.dispose()
+    assert commands == [], commands
 
 
 def test_the_hot_path_answers_as_before(session: Session, device: str, agent: str) -> None:
