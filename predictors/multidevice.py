@@ -209,7 +209,7 @@ def fit_head(
     features: np.ndarray,
     y: np.ndarray,
     val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-    alphas: Sequence[float] = (1e-2, 1e-1, 1.0, 10.0, 100.0),
+    alphas: Sequence[float] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0),
 ) -> float:
     """Set ``predictor``'s head by ridge regression on its trunk's embeddings (a linear probe).
 
@@ -227,18 +227,22 @@ def fit_head(
         tv = predictor.transform.forward(val[2]).astype(np.float64)
     else:
         xv, tv = x, t
-    design = np.c_[x, np.ones(len(x))]
+    # Standardised columns, so that one penalty suits every embedding unit; folded back into the head.
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    design = np.c_[(x - mu) / sd, np.ones(len(x))]
     gram, rhs = design.T @ design, design.T @ t
     penalty = np.diag(np.r_[np.ones(x.shape[1]), 0.0])  # the bias is not penalised
     best: tuple[float, float, np.ndarray] | None = None
     for alpha in alphas:
         w = np.linalg.solve(gram + alpha * len(x) * penalty, rhs)
-        err = float(np.mean(np.abs(np.c_[xv, np.ones(len(xv))] @ w - tv)))
+        err = float(np.mean(np.abs(np.c_[(xv - mu) / sd, np.ones(len(xv))] @ w - tv)))
         if best is None or err < best[0]:
             best = (err, alpha, w)
     assert best is not None
+    kernel = best[2][:-1] / sd
+    bias = best[2][-1] - float(kernel @ mu)
     head = predictor.model.get_layer("head")
-    head.set_weights([best[2][:-1, None].astype(np.float32), best[2][-1:].astype(np.float32)])
+    head.set_weights([kernel[:, None].astype(np.float32), np.array([bias], dtype=np.float32)])
     predictor._runner = None
     return best[1]
 
