@@ -106,6 +106,20 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     _store_options(latency)
     latency.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
     latency.set_defaults(func=run_train_latency)
+    suggest = kinds.add_parser(
+        "suggest",
+        help="which NB201 models to measure first on a new device (for --few-shot)",
+        description="Pick COUNT distinct valid NB201 models spread over the space's latency range (strata of "
+        "the shipped LatBench predictors' main axis), the measurements a few-shot predictor learns most from. "
+        "Prints the indices and the eagle campaign submit line that queues them.",
+    )
+    suggest.add_argument(
+        "--device", required=True, help="the new device's name (a LatBench device's own predictor is left out)"
+    )
+    suggest.add_argument("--count", type=int, default=20, help="models to measure (default 20)")
+    suggest.add_argument("--seed", type=int, default=0, help="draw within the strata (default 0)")
+    suggest.add_argument("--json", action="store_true", help="print one JSON object")
+    suggest.set_defaults(func=run_train_suggest)
 
 
 def _version_payload(row: Any, seconds: float | None = None) -> dict[str, Any]:
@@ -177,6 +191,23 @@ def run_train_latency(args: argparse.Namespace) -> int:
         except (TrainingError, UnknownDevice, RegistryError) as exc:
             raise CLIError(str(exc)) from None
     emit(_version_payload(row, time.monotonic() - started), args.json, _human_version)
+    return 0
+
+
+def run_train_suggest(args: argparse.Namespace) -> int:
+    from predictors.fewshot import TrainingError, shipped_bases, suggest_models
+
+    _positive("--count", args.count)
+    bases = shipped_bases(exclude=args.device)
+    if not bases:
+        raise CLIError("no shipped pretrained predictors are installed: cannot suggest models")
+    try:
+        indices = suggest_models(args.count, bases, seed=args.seed)
+    except TrainingError as exc:
+        raise CLIError(str(exc)) from None
+    command = f"eagle campaign submit --device {args.device} --indices {','.join(map(str, indices))}"
+    payload = {"device": args.device, "count": len(indices), "seed": args.seed, "indices": indices, "submit": command}
+    emit(payload, args.json, lambda p: f"measure these {p['count']} models on {p['device']}:\n  {p['submit']}")
     return 0
 
 

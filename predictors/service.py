@@ -10,15 +10,9 @@ Methods:
 
 * ``gcn`` — the BRP-NAS GCN latency predictor (``predictors.latency``), paper defaults: 900 training and
   100 validation models, the rest held out.
-* ``few-shot`` — for a device with only a handful of measurements (10-50). *Pretraining*: the GCNs shipped
-  for the 13 LatBench devices (``predictors/pretrained``) each learnt one device; together they are a
-  bank of latency "shapes" over the space. *Adaptation*: the new device's log latency is fitted as a
-  ridge-regularised linear map of the bank's log predictions plus four op counts of the cell (1x1 and 3x3
-  convolutions, pools, edges; they absorb an op that is relatively faster or slower on the new device).
-  The ridge strength is chosen by leave-one-out error on the adaptation measurements, which is also how
-  the version's metrics are computed when no other measurements exist. A LatBench device never uses its
-  own shipped predictor as a base. The artifact holds ``fewshot.json`` (the map) and a copy of each base
-  predictor, so it loads without the package's weights.
+* ``few-shot`` — for a device with only a handful of measurements (10-50): the shipped LatBench GCNs and
+  the store's measurements of those devices, mapped onto the new device by a ridge fit
+  (``predictors.fewshot``, which also suggests which models to measure first).
 * ``pretrained`` — the shipped predictors themselves, registered by :func:`register_shipped` for the
   LatBench devices of a fresh store so that predictions are available at once.
 
@@ -34,15 +28,14 @@ paper's 900-model GCN (±10% 91.0 on the GTX 1080 Ti) does not replace the shipp
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -52,19 +45,20 @@ from latbench import nb201
 from latbench.store.devices import require_device
 from latbench.store.models import Device, Measurement, PredictorState, PredictorVersion
 from predictors import registry
+from predictors.fewshot import (
+    MAX_SHOTS,
+    MIN_FEW_SHOT,
+    RIDGE_LAMBDAS,
+    FewShotPredictor,
+    ReferenceTable,
+    TrainingError,
+    shipped_bases,
+)
 
 log = logging.getLogger(__name__)
 
-FEW_SHOT_FILE = "fewshot.json"
-FEW_SHOT_FORMAT = 1
 MIN_GCN = 30  # measurements a full GCN needs (fewer: use --few-shot)
-MIN_FEW_SHOT = 5
-RIDGE_LAMBDAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 ProgressFn = Callable[[dict[str, Any]], None]
-
-
-class TrainingError(ValueError):
-    """A training that cannot run (too few measurements, no base predictors, ...); the message says why."""
 
 
 class Interrupted(Exception):
@@ -149,144 +143,6 @@ class TrainOptions:
             raise TrainingError(f"--shots must be at least {MIN_FEW_SHOT}, got {self.shots}")
 
 
-MAX_SHOTS = 200  # few-shot on more data gains little; a GCN is the better choice from ~300 models
-
-
-# -- few-shot adaptation ------------------------------------------------------------------------------------
-def op_counts(features: np.ndarray, adjacency: np.ndarray) -> np.ndarray:
-    """(B, 4): 1x1 convs, 3x3 convs, pools and edges of each pruned cell (from the GCN encoding)."""
-    cells = adjacency.shape[1] - 1  # without the global node
-    counts = features[:, :cells, :3].sum(axis=1)
-    edges = adjacency[:, :cells, :cells].sum(axis=(1, 2)) - np.trace(adjacency[:, :cells, :cells], axis1=1, axis2=2)
-    return np.concatenate([counts, edges[:, None]], axis=1).astype(np.float64)
-
-
-@dataclass
-class RidgeMap:
-    """y = intercept + ((x - mean) / std) · weights, with the ridge strength ``lam``."""
-
-    mean: list[float] = field(default_factory=list)
-    std: list[float] = field(default_factory=list)
-    weights: list[float] = field(default_factory=list)
-    intercept: float = 0.0
-    lam: float = 1.0
-
-    @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, lam: float) -> RidgeMap:
-        mean, std = x.mean(axis=0), x.std(axis=0)
-        std = np.where(std > 1e-12, std, 1.0)
-        z = (x - mean) / std
-        w = np.linalg.solve(z.T @ z + lam * np.eye(z.shape[1]), z.T @ (y - y.mean()))
-        return cls(mean.tolist(), std.tolist(), w.tolist(), float(y.mean()), float(lam))
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.intercept + ((x - np.asarray(self.mean)) / np.asarray(self.std)) @ np.asarray(self.weights)
-
-
-def cross_validated(x: np.ndarray, y: np.ndarray, lam: float, folds: int = 0) -> np.ndarray:
-    """Out-of-fold predictions (leave-one-out when ``folds`` is 0 or >= len(y))."""
-    n = y.shape[0]
-    k = n if folds <= 0 or folds >= n else folds
-    fold = np.arange(n) % k
-    out = np.empty(n)
-    for f in range(k):
-        held = fold == f
-        out[held] = RidgeMap.fit(x[~held], y[~held], lam)(x[held])
-    return out
-
-
-class FewShotPredictor:
-    """A new device's latency from a bank of pretrained per-device predictors (see the module docstring)."""
-
-    kind: ClassVar[str] = "latency"
-
-    def __init__(self, bases: Mapping[str, Any]) -> None:
-        if not bases:
-            raise TrainingError("few-shot adaptation needs pretrained base predictors; none are available")
-        self.bases = dict(bases)
-        self.ridge: RidgeMap | None = None
-        self.fit_info: dict[str, Any] = {}
-
-    def features(self, adjacency: np.ndarray, features: np.ndarray) -> np.ndarray:
-        logs = [np.log(np.asarray(p.predict(adjacency, features), dtype=np.float64)) for p in self.bases.values()]
-        return np.concatenate([np.stack(logs, axis=1), op_counts(features, adjacency)], axis=1)
-
-    def fit(self, adjacency: np.ndarray, features: np.ndarray, y_ms: np.ndarray) -> dict[str, Any]:
-        """Choose the ridge strength by leave-one-out error, fit, and return the out-of-fold predictions' info."""
-        return self.fit_features(self.features(adjacency, features), y_ms)
-
-    def fit_features(self, x: np.ndarray, y_ms: np.ndarray) -> dict[str, Any]:
-        """:meth:`fit` on precomputed :meth:`features` (benchmarks reuse one feature table for many fits)."""
-        y = np.log(np.asarray(y_ms, dtype=np.float64))
-        if y.shape[0] < MIN_FEW_SHOT:
-            raise TrainingError(f"few-shot adaptation needs at least {MIN_FEW_SHOT} measurements, got {y.shape[0]}")
-        folds = 0 if y.shape[0] <= 60 else 10
-        errors = {lam: float(np.mean((cross_validated(x, y, lam, folds) - y) ** 2)) for lam in RIDGE_LAMBDAS}
-        lam = min(errors, key=lambda k: errors[k])
-        self.ridge = RidgeMap.fit(x, y, lam)
-        oof = np.exp(cross_validated(x, y, lam, folds))
-        self.fit_info = {"lambda": lam, "cv": "leave-one-out" if folds == 0 else f"{folds}-fold", "shots": len(y)}
-        return {**self.fit_info, "oof_ms": oof}
-
-    def predict_features(self, x: np.ndarray) -> np.ndarray:
-        if self.ridge is None:
-            raise ValueError("the few-shot predictor is not fitted")
-        return np.exp(self.ridge(x))
-
-    def predict(self, adjacency: np.ndarray, features: np.ndarray) -> np.ndarray:
-        if self.ridge is None:
-            raise ValueError("the few-shot predictor is not fitted")
-        if adjacency.shape[0] == 0:
-            return np.zeros(0)
-        return self.predict_features(self.features(adjacency, features))
-
-    def predict_nb201(self) -> np.ndarray:
-        from latbench.graph import encode_all_nb201
-
-        enc = encode_all_nb201()
-        out = np.full(enc.valid.shape[0], np.nan)
-        out[enc.valid] = self.predict(enc.adjacency[enc.valid], enc.features[enc.valid])
-        return out
-
-    def save(self, directory: str | Path) -> Path:
-        if self.ridge is None:
-            raise ValueError("nothing to save: the few-shot predictor is not fitted")
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        for name, base in self.bases.items():
-            base.save(path / "bases" / name)
-        meta = {
-            "format": FEW_SHOT_FORMAT,
-            "kind": self.kind,
-            "method": "few-shot",
-            "bases": list(self.bases),
-            "features": [f"log_ms:{name}" for name in self.bases] + ["conv1x1", "conv3x3", "avgpool", "edges"],
-            "ridge": asdict(self.ridge),
-            "fit": self.fit_info,
-        }
-        (path / FEW_SHOT_FILE).write_text(json.dumps(meta, indent=2))
-        return path
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        from predictors.latency import LatencyPredictor
-
-        path = Path(directory)
-        meta = json.loads((path / FEW_SHOT_FILE).read_text())
-        if meta.get("format") != FEW_SHOT_FORMAT or meta.get("kind") != cls.kind:
-            raise ValueError(f"{path / FEW_SHOT_FILE}: not a few-shot latency predictor of format {FEW_SHOT_FORMAT}")
-        obj = cls({name: LatencyPredictor.load(path / "bases" / name) for name in meta["bases"]})
-        obj.ridge = RidgeMap(**meta["ridge"])
-        obj.fit_info = dict(meta.get("fit") or {})
-        return obj
-
-
-def shipped_bases(exclude: str) -> dict[str, Any]:
-    """The shipped pretrained predictors of every LatBench device but ``exclude``."""
-    from predictors.latency import LatencyPredictor
-    from predictors.pretrained import shipped_devices, shipped_dir
-
-    return {name: LatencyPredictor.load(shipped_dir(name)) for name in shipped_devices() if name != exclude}
 
 
 # -- one training -------------------------------------------------------------------------------------------
@@ -411,6 +267,18 @@ def train_latency(
         _clear_keras()
 
 
+def reference_table(session: Session, devices: list[str]) -> ReferenceTable | None:
+    """The store's measurements of ``devices`` (those it knows), as few-shot reference columns."""
+    measured = {}
+    for device in devices:
+        if session.scalar(select(Device.id).where(Device.name == device)) is None:
+            continue
+        data = load_device_data(session, device)
+        if data.indices.size:
+            measured[device] = (data.indices, data.latency_ms)
+    return ReferenceTable.from_measurements(measured) if measured else None
+
+
 def _train_few_shot(
     factory: sessionmaker[Session],
     data: DeviceData,
@@ -436,7 +304,8 @@ def _train_few_shot(
     hyper = {
         "method": "few-shot",
         "bases": bases,
-        "features": "log predictions of the base predictors + op counts",
+        "features": "log predictions of the base predictors + the bases' measured log latency in the store "
+        "(identical-graph medians) + op counts",
         "ridge_lambdas": list(RIDGE_LAMBDAS),
         "shots": int(shots),
         "seed": options.seed,
@@ -459,7 +328,9 @@ def _train_few_shot(
         enc = encode_all_nb201()
         a, f, y = enc.adjacency[data.indices], enc.features[data.indices], data.latency_ms
         beat({"phase": "loading base predictors", "bases": len(bases)}, force=True)
-        predictor = FewShotPredictor(shipped_bases(exclude=data.device))
+        with factory() as session:
+            reference = reference_table(session, bases)
+        predictor = FewShotPredictor(shipped_bases(exclude=data.device), reference)
         beat({"phase": "adapting", "shots": int(shots)}, force=True)
         info = predictor.fit(a[adapt], f[adapt], y[adapt])
         scores: dict[str, Any] = {"cv": _metrics(info["oof_ms"], y[adapt]), "lambda": info["lambda"]}

@@ -99,7 +99,7 @@ def resolve_archs(items: Sequence[int | str]) -> np.ndarray:
 # -- loading a version ------------------------------------------------------------------------------------
 def load_predictor(directory: Path) -> Any:
     """The predictor saved in ``directory``: a few-shot composition or a GCN latency predictor."""
-    from predictors.service import FEW_SHOT_FILE, FewShotPredictor
+    from predictors.fewshot import FEW_SHOT_FILE, FewShotPredictor
 
     if (Path(directory) / FEW_SHOT_FILE).is_file():
         return FewShotPredictor.load(directory)

@@ -149,3 +149,20 @@ def test_serve_can_run_the_trainer_beside_it(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert trainer.poll() == 0  # SIGTERM: a clean stop
+
+
+@pytest.mark.slow
+def test_train_suggest_prints_models_and_the_submit_line(capsys) -> None:
+    code, payload, _ = _run(
+        capsys, "train", "suggest", "--device", "mobile_npu_new_phone_int8", "--count", "12", "--json"
+    )
+    assert code == 0 and payload["count"] == 12 and len(set(payload["indices"])) == 12
+    rows = architecture_rows()
+    assert all(rows[i]["valid"] for i in payload["indices"])
+    assert payload["submit"] == (
+        "eagle campaign submit --device mobile_npu_new_phone_int8 --indices " + ",".join(map(str, payload["indices"]))
+    )
+    again = _run(capsys, "train", "suggest", "--device", "mobile_npu_new_phone_int8", "--count", "12", "--json")[1]
+    assert again["indices"] == payload["indices"]  # deterministic for a seed
+    code, _, text = _run(capsys, "train", "suggest", "--device", "x", "--count", "0")
+    assert code != 0 and "--count must be positive" in text
