@@ -1,0 +1,59 @@
+"""benchmarks/table2_accuracy.py on a tiny configuration: sources, units, resume and summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from predictors.gcn import GCNConfig
+from tests.benchmarks._load import load_script
+
+bench = load_script("table2_accuracy")
+
+
+def test_draw_is_seeded_nested_and_disjoint() -> None:
+    pool = np.arange(1000)
+    tr, te = bench.draw(pool, 50, seed=3)
+    tr2, _ = bench.draw(pool, 100, seed=3)
+    assert tr.size == 50 and te.size == 950
+    assert not set(tr) & set(te)
+    np.testing.assert_array_equal(tr2[:50], tr)  # a seed's draws are nested across n
+    assert not np.array_equal(bench.draw(pool, 50, seed=4)[0], tr)
+    with pytest.raises(ValueError):
+        bench.draw(pool, 1000, seed=0)
+
+
+def test_target_is_cifar100_seed888_on_valid_cells() -> None:
+    acc = bench.accuracy_target()
+    assert acc.shape == (15625,)
+    assert np.isfinite(acc).sum() == 15284  # the valid cells
+    assert np.nanmin(acc) > 0 and np.nanmax(acc) < 100
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_units_and_summary(tmp_path: Path) -> None:
+    paths = bench.Paths(tmp_path)
+    gcn = GCNConfig(layers=2, hidden=8)
+    kwargs = dict(gcn=gcn, epochs=2, source_sizes=(30, 10))
+    summary = bench.run(paths, ["paper", "improved"], [20], list(bench.INITS), [0], **kwargs)
+    units = sorted(paths.units.glob("*.json"))
+    assert len(units) == 6  # 2 variants x 3 inits
+    unit = json.loads(paths.unit("improved", "latency", 20, 0).read_text())
+    assert unit["n_fit"] + unit["n_val"] == 20 and unit["n_val"] == 5
+    assert unit["n_test"] == 15284 - 20
+    for key in ("within_1pct", "within_5pct", "within_10pct"):
+        assert 0.0 <= unit[key] <= 100.0
+    assert unit["within_1pct"] <= unit["within_5pct"] <= unit["within_10pct"]
+    assert -1.0 <= unit["spearman"] <= 1.0
+    sources = json.loads((paths.sources / "sources.json").read_text())
+    assert set(sources) == {"latency", "flops"} and sources["latency"]["n_train"] == 30
+    cell = summary["variants"]["paper"]["sizes"]["20"]["flops"]
+    assert cell["seeds"] == [0] and cell["within_5pct"]["n"] == 1
+    assert "| 20 | latency |" in (tmp_path / "table2.md").read_text()
+    # Resumable: a second run trains nothing new (the unit files are left as they are).
+    stamp = {p: p.stat().st_mtime_ns for p in units}
+    bench.run(paths, ["paper"], [20], ["standard"], [0], **kwargs)
+    assert {p: p.stat().st_mtime_ns for p in units} == stamp
