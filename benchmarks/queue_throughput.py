@@ -503,6 +503,15 @@ def write_markdown(path: Path, report: dict[str, Any]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _command(argv: list[str]) -> str:
+    """The command line, with the paths of this machine (baseline tree, files) cut to their names."""
+    out, path_next = ["python benchmarks/queue_throughput.py"], False
+    for arg in argv:
+        out.append(f"<{Path(arg).name}>" if path_next else arg)
+        path_next = arg in ("--baseline", "--previous", "--out-name")
+    return " ".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_serve"]:
@@ -561,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
             "baseline": baseline is not None,
             "repeat": args.repeat,
         },
-        "command": " ".join(["python benchmarks/queue_throughput.py", *argv]),
+        "command": _command(argv),
         "target": {"postgresql_jobs_per_s": TARGET_JOBS_S, "lost": 0, "duplicated": 0},
         "summary": summary(runs),
         "runs": runs,

@@ -38,8 +38,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from eagle_agent.proto.eagle.v1 import agent_pb2 as pb
 from eagle_agent.proto.eagle.v1 import agent_pb2_grpc as pb_grpc
 from latbench import __version__
-from latbench.store import queue
+from latbench.store import queue, queue_pg
 from latbench.store.archs import architecture_rows
+from latbench.store.db import is_postgresql
 from latbench.store.models import Agent, AgentToken, Device, Job, JobState, utcnow
 from latbench.store.tokens import AuthError
 
@@ -239,7 +240,10 @@ class AgentService(pb_grpc.AgentServiceServicer):
         """Read-only: a queued job (or an expired lease) this agent could take."""
         now = utcnow()
         with self._db(context) as db:
-            found = db.scalar(
+            # PostgreSQL: one read in autocommit, no BEGIN / COMMIT round trips for every waiting agent's
+            # every poll. (Not on SQLite: its dialect would undo the store's own BEGIN handling, db.py.)
+            conn = queue_pg.autocommit(db) if is_postgresql(db) else db
+            found = conn.scalar(
                 select(
                     exists().where(
                         Job.device_id == device_id,

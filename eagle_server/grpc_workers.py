@@ -39,11 +39,6 @@ log = logging.getLogger(__name__)
 READY = "ready"
 START_TIMEOUT_S = 60.0
 RESTART_BACKOFF_S = 1.0  # a worker that keeps dying is restarted at most this often
-# Each worker's database pool: its calls hold a connection only for their statements (a long poll
-# waits without one), so a few per worker suffice and N workers stay within PostgreSQL's default
-# 100 connections.
-WORKER_POOL_SIZE = 16
-WORKER_MAX_OVERFLOW = 8
 
 
 def default_workers(db_url: str) -> int:
@@ -205,7 +200,10 @@ def worker_main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    engine = make_engine(url, **_pool_args(url))
+    # The store's default pool (as many as the gRPC threads): it grows only to the calls in flight at
+    # once, so N workers together hold about as many connections as one process would, and a smaller
+    # pool would close and reopen connections under load (milliseconds each on PostgreSQL).
+    engine = make_engine(url)
     try:
         server = serve_grpc(
             session_factory(engine), args.address, AgentServiceSettings(**json.loads(args.settings)), reuse_port=True
@@ -222,10 +220,6 @@ def worker_main(argv: list[str] | None = None) -> int:
         server.stop(args.grace).wait(args.grace + 5)
     engine.dispose()
     return 0
-
-
-def _pool_args(url: str) -> dict[str, int]:
-    return {} if url.startswith("sqlite") else {"pool_size": WORKER_POOL_SIZE, "max_overflow": WORKER_MAX_OVERFLOW}
 
 
 if __name__ == "__main__":
