@@ -4,7 +4,9 @@ For each database (SQLite file, PostgreSQL database created for the run and drop
 
 1. migrate a fresh store, add one device and a token, queue one campaign of ``--jobs`` NB201 models
    (distinct valid indices, no deduplication, so every job is one measurement row);
-2. start the real servicer (:func:`eagle_server.grpc_service.serve_grpc`) in its own process;
+2. start the real servicer (:func:`eagle_server.grpc_service.serve_grpc`) in its own process, or
+   ``--processes N`` of them on one port as ``eagle serve --grpc-workers N`` runs them
+   (:mod:`eagle_server.grpc_workers`);
 3. start ``--client-procs`` client processes that together run ``--agents`` simulated agents (threads,
    one gRPC channel each). A simulated agent registers, then loops LeaseJob -> ReportResult with a fake
    latency at once (its "runtime" returns immediately) until a lease comes back empty;
@@ -17,6 +19,11 @@ Target (issue 5): >= 500 jobs/s on PostgreSQL, 0 lost, 0 duplicated.
 
     python benchmarks/queue_throughput.py                    # both databases, 10,000 jobs, 50 agents
     python benchmarks/queue_throughput.py --db postgresql --jobs 2000 --out-name /tmp/quick   # a check
+
+Before/after in one invocation: ``--baseline DIR`` runs the server code of an older commit
+(``git archive COMMIT | tar -x -C DIR``) first in every round, with one process; ``--repeat R`` interleaves
+R rounds so that the machine's load swings hit every configuration alike (medians in the summary);
+``--previous FILE`` keeps the figures of an earlier result file in the report.
 
 Writes ``benchmarks/results/queue_throughput.json`` and ``.md`` (``--out-name`` changes the stem; a
 name with a folder writes there). The machine's load average before and after each run is recorded:
@@ -430,9 +437,9 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "database": db,
                 "configuration": label,
                 "runs": len(rs),
-                "median_jobs_per_s": statistics.median(r["jobs_per_s"] for r in rs),
+                "median_jobs_per_s": round(statistics.median(r["jobs_per_s"] for r in rs), 1),
                 "jobs_per_s": [r["jobs_per_s"] for r in rs],
-                "median_server_cpu_ms_per_job": statistics.median(r["server_cpu_ms_per_job"] for r in rs),
+                "median_server_cpu_ms_per_job": round(statistics.median(r["server_cpu_ms_per_job"] for r in rs), 3),
                 "lost": sum(r["lost"] for r in rs),
                 "duplicated": sum(r["duplicated"] for r in rs),
                 "meets_target": statistics.median(r["jobs_per_s"] for r in rs) >= TARGET_JOBS_S
@@ -466,6 +473,21 @@ def write_markdown(path: Path, report: dict[str, Any]) -> None:
             f"{', '.join(map(str, g['jobs_per_s']))} | {g['median_server_cpu_ms_per_job']} | {g['lost']} | "
             f"{g['duplicated']} | {'yes' if g['meets_target'] else 'no'} |"
         )
+    base = {g["database"]: g for g in report.get("summary", []) if g["configuration"].startswith("baseline")}
+    best: dict[str, dict[str, Any]] = {}
+    for g in report.get("summary", []):
+        db = g["database"]
+        candidate = db in base and not g["configuration"].startswith("baseline")
+        if candidate and (db not in best or g["median_jobs_per_s"] > best[db]["median_jobs_per_s"]):
+            best[db] = g
+    if best:
+        lines += ["", "Against the baseline in the same invocation:", ""]
+        for db, g in best.items():
+            b = base[db]
+            lines.append(
+                f"- {db}: {g['median_jobs_per_s'] / b['median_jobs_per_s']:.2f}x the jobs/s ({g['configuration']}), "
+                f"server CPU per job {b['median_server_cpu_ms_per_job']} -> {g['median_server_cpu_ms_per_job']} ms"
+            )
     lines += [
         "",
         "## Every run",
