@@ -11,8 +11,8 @@ on the new device). The ridge strength is chosen by leave-one-out error on the a
 
 Which models to measure matters as much as the fit: :func:`suggest_models` spreads the adaptation set
 over the space's main latency axis (the first principal component of the bank's log predictions), one
-model drawn at random from each of ``count`` equally populated strata, so that 20 measurements cover
-fast and slow cells alike rather than the bulk in the middle (``eagle train suggest``).
+cell drawn at random from each of ``count`` equally populated strata of cells (no graph twice), so that
+20 measurements cover fast and slow cells alike (``eagle train suggest``).
 """
 
 from __future__ import annotations
@@ -278,9 +278,16 @@ def shipped_bases(exclude: str) -> dict[str, Any]:
 
 
 # -- which models to measure ---------------------------------------------------------------------------------
-def spread_selection(bank_log_ms: np.ndarray, candidates: np.ndarray, count: int, seed: int) -> np.ndarray:
+def spread_selection(
+    bank_log_ms: np.ndarray, candidates: np.ndarray, count: int, seed: int, graph_keys: Sequence[str] | None = None
+) -> np.ndarray:
     """``count`` of ``candidates`` (NB201 indices), one at random from each stratum of the first principal
-    component of ``bank_log_ms`` (B, NUM_ARCHS) over the candidates; deterministic for a seed."""
+    component of ``bank_log_ms`` (B, NUM_ARCHS) over the candidates; deterministic for a seed.
+
+    Strata are taken over cells, not distinct graphs: the space a search explores (and a test set) is
+    cells, and many small graphs stand for many cells. With ``graph_keys`` no graph is picked twice (a
+    stratum's draw skips graphs already picked when it has others).
+    """
     candidates = np.asarray(candidates, dtype=int)
     if count < 1 or count > candidates.shape[0]:
         raise TrainingError(f"cannot pick {count} models out of {candidates.shape[0]} candidates")
@@ -289,19 +296,27 @@ def spread_selection(bank_log_ms: np.ndarray, candidates: np.ndarray, count: int
     axis = np.linalg.svd(x, full_matrices=False)[2][0]
     order = candidates[np.argsort(x @ axis, kind="stable")]
     rng = np.random.default_rng(seed)
-    return np.array([rng.choice(stratum) for stratum in np.array_split(order, count)], dtype=int)
+    picked: list[int] = []
+    seen: set[str] = set()
+    for stratum in np.array_split(order, count):
+        choices = stratum
+        if graph_keys is not None:
+            fresh = np.array([i for i in stratum if graph_keys[i] not in seen], dtype=int)
+            choices = fresh if fresh.size else stratum
+        pick = int(rng.choice(choices))
+        picked.append(pick)
+        if graph_keys is not None:
+            seen.add(graph_keys[pick])
+    return np.array(picked, dtype=int)
 
 
 def suggest_models(count: int, bases: Mapping[str, Any], seed: int = 0, exclude: Sequence[int] = ()) -> list[int]:
-    """NB201 indices to measure first on a new device (valid cells, one per distinct pruned graph)."""
+    """NB201 indices to measure first on a new device: valid cells spread over the latency axis, no graph twice."""
     from latbench.store.archs import architecture_rows
 
-    seen: set[str] = set()
-    candidates = []
+    rows = architecture_rows()
     skip = {int(i) for i in exclude}
-    for row in architecture_rows():
-        if row["valid"] and row["canonical_key"] not in seen and row["index"] not in skip:
-            seen.add(row["canonical_key"])
-            candidates.append(row["index"])
+    candidates = np.array([r["index"] for r in rows if r["valid"] and r["index"] not in skip], dtype=int)
+    keys = [r["canonical_key"] for r in rows]
     bank = np.stack([np.log(np.asarray(p.predict_nb201(), dtype=np.float64)) for p in bases.values()])
-    return sorted(int(i) for i in spread_selection(bank, np.asarray(candidates), count, seed))
+    return sorted(int(i) for i in spread_selection(bank, candidates, count, seed, keys))
