@@ -7,17 +7,25 @@ Parts:
   the GCN latency predictor (``predictors.latency``, paper Table S1 recipe), the layer-wise and the
   FLOPs baselines (``predictors.baselines``). Their predictions for every index are kept in
   ``units/latency_predictions.npz``.
-* ``free`` — Fig. 6 left: NB201 CIFAR-100 without a latency limit; BRP-NAS (K=100, I=5, α=0.5,
-  GCN binary relation predictor), aging evolution (population 64, sample 16), REINFORCE (LSTM),
-  random search; every run trains ``--total`` models.
+* ``free`` — Fig. 6 left: NB201 CIFAR-100 without a latency limit; BRP-NAS with the GCN binary
+  relation predictor and the paper's K=100, I=5, α=0.5 (``search.runner.SearchOptions``' defaults,
+  what ``eagle search`` uses), aging evolution (population 64, sample 16), REINFORCE (LSTM), random
+  search; every run trains ``--total`` models.
 * ``gpu5ms`` — Fig. 6 right / Fig. 2: 5 ms on the desktop GPU (GTX 1080 Ti, LatBench): BRP-NAS
   filtering with the GCN latency predictor, AE filtering with the layer-wise predictor, AE filtering
   with the measured latency. A model counts only if its measured latency is under 5 ms.
+* ``tuned`` (not in the default run) — BRP-NAS with the configuration ``search_brp_sweep.py`` picked
+  on separate tuning seeds (``search.runner.TUNED_BRP``: K=40, I=4, α=0.5, soft pair targets at
+  temperature 1) in both settings.
 * ``s3`` — Fig. S3: oracle NAS on the desktop GPU for limits 1-7 ms (0.1 ms steps) with the GCN,
   layer-wise and FLOPs predictors: false positives/negatives, missed and over-claimed accuracy.
 
-Protocol: "training" reads the CIFAR-100 validation accuracy of a random seed (SGD noise); a search's
-pick is the found model with the best validation accuracy seen. Two curves per run, value after t
+Protocol: "training" reads the CIFAR-100 validation accuracy of a random seed (SGD noise) — the same
+oracle and noise model for every arm; a search's pick is the found model with the best validation
+accuracy seen. Budget accounting is the same for every arm: each distinct model trained costs one,
+and every arm runs in cache mode, so no arm ever pays for (or re-draws the noise of) a model twice —
+BRP-NAS never asks for a trained model again, and AE / REINFORCE get a re-visited model's cached
+accuracy for free (it still joins AE's population and updates REINFORCE's controller). Two curves per run, value after t
 trained models: ``max_test`` (the best test accuracy among the found models so far — what the paper
 plots) and ``selected`` (the test accuracy of the pick so far — what a search would report). Test
 accuracies are the official CIFAR-100 test means over seeds. Curves are summarised by median and
@@ -25,13 +33,15 @@ inter-quartile range over runs (the paper's plot) and by mean.
 
 Shared between runs (honest: deterministic and identical for every run): the NB201 encodings, the
 candidate sets and latency predictions, and the compiled networks (each run re-seeds their weights).
-Never shared: the random draws (run r of an arm uses seed 10_000·setting + r).
+Never shared: the random draws — run r of an arm uses seed 10_000·setting + 1_000·ARM_SEED[arm] + r,
+so no two runs share a seed (the sweep's tuning seeds are 500_000 + r).
 
 Resumable: each (setting, arm) appends one JSON line per finished run to ``units/<setting>_<arm>.jsonl``
 and a rerun continues from there. ``--summary`` (also run at the end) writes ``search_fig6.json``,
 ``search_fig6.md`` and the PNGs into ``benchmarks/results/search/``.
 
     nice -n 10 python benchmarks/search_fig6.py               # everything (50 runs per arm)
+    nice -n 10 python benchmarks/search_fig6.py --parts tuned # + the tuned BRP-NAS arms
     python benchmarks/search_fig6.py --runs 3 --out /tmp/s6   # a quick check elsewhere
     python benchmarks/search_fig6.py --summary                # re-aggregate what exists
 """
@@ -43,6 +53,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +66,8 @@ from search.oracle import MAX_TEST, SELECTED
 from search.oracle_nas import limits_range, oracle_nas, summarize
 from search.problem import Problem, SearchResult
 from search.reinforce import Controller
-from search.relation import GCNRelationModel
-from search.runner import SearchOptions, run_search
+from search.relation import RelationModel
+from search.runner import TUNED_BRP, SearchOptions, make_relation_model, run_search
 from search.space import nb201_space
 
 RESULTS = Path(__file__).resolve().parent / "results" / "search"
@@ -65,17 +76,50 @@ LIMIT_MS = 5.0
 CHECKPOINTS = (50, 100, 150)
 METRICS = (MAX_TEST, SELECTED)
 PREDICTORS = ("gcn", "layerwise", "flops")
-# setting -> arm -> (algorithm, latency source the search filters with)
-ARMS: dict[str, dict[str, tuple[str, str | None]]] = {
-    "free": {"brp": ("brp", None), "ae": ("ae", None), "reinforce": ("reinforce", None), "random": ("random", None)},
+# setting -> arm -> (algorithm, latency source the search filters with, SearchOptions overrides)
+ARMS: dict[str, dict[str, tuple[str, str | None, dict[str, Any]]]] = {
+    "free": {
+        "brp": ("brp", None, {}),
+        "brp_tuned": ("brp", None, TUNED_BRP),
+        "ae": ("ae", None, {}),
+        "reinforce": ("reinforce", None, {}),
+        "random": ("random", None, {}),
+    },
     "gpu5ms": {
-        "brp_gcn": ("brp", "gcn"),
-        "ae_layerwise": ("ae", "layerwise"),
-        "ae_measured": ("ae", "measured"),
+        "brp_gcn": ("brp", "gcn", {}),
+        "brp_gcn_tuned": ("brp", "gcn", TUNED_BRP),
+        "ae_layerwise": ("ae", "layerwise", {}),
+        "ae_measured": ("ae", "measured", {}),
     },
 }
+TUNED_ARMS = ("brp_tuned", "brp_gcn_tuned")  # only with --parts tuned (not in the 30-minute default run)
 SETTING_SEED = {"free": 0, "gpu5ms": 1}
-REFERENCE = {"free": ("brp", ["ae"]), "gpu5ms": ("brp_gcn", ["ae_measured", "ae_layerwise"])}
+# Run r of an arm uses seed 10_000·setting + 1_000·ARM_SEED[arm] + r: no two runs anywhere share a seed
+# (the BRP-NAS sweep uses 500_000 + r).
+ARM_SEED = {
+    "brp": 0,
+    "brp_gcn": 0,
+    "brp_tuned": 1,
+    "brp_gcn_tuned": 1,
+    "ae": 2,
+    "ae_layerwise": 2,
+    "reinforce": 3,
+    "ae_measured": 3,
+    "random": 4,
+}
+# setting -> (BRP-NAS arm, reference arm) pairs compared
+REFERENCE = {
+    "free": [("brp", "ae"), ("brp_tuned", "ae")],
+    "gpu5ms": [("brp_gcn", "ae_measured"), ("brp_gcn", "ae_layerwise"), ("brp_gcn_tuned", "ae_measured")],
+}
+# what the summary shows of each arm's SearchOptions
+SHOWN = {
+    "brp": ("budget", "iterations", "alpha", "relation", "hidden", "steps", "ensemble", "target", "temperature"),
+    "ae": ("population", "sample"),
+    "reinforce": (),
+    "random": (),
+}
+NO_SIZES = argparse.Namespace(hidden=None, steps=None)
 TARGET_SPEEDUP = 3.0
 TARGET_AT_100 = 73.3
 OPTIMUM = 73.51
@@ -172,7 +216,7 @@ def curve_of(points: list[list[float]], length: int) -> np.ndarray:
     return curve
 
 
-def compact(result: SearchResult, seconds: float) -> dict[str, Any]:
+def compact(result: SearchResult, seconds: float, cpu_seconds: float | None = None) -> dict[str, Any]:
     c = result.curves()
     selected, best = result.selected, result.best_test
     info = {k: v for k, v in result.info.items() if k != "iterations"}
@@ -187,31 +231,51 @@ def compact(result: SearchResult, seconds: float) -> dict[str, Any]:
         "found": sum(e.found for e in result.trace),
         "cache_hits": result.cache_hits,
         "seconds": round(seconds, 2),
+        "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 2),  # all threads of this process
         "info": info,
     }
 
 
-def run_arms(out: Path, settings: list[str], runs: int, total: int, options: argparse.Namespace) -> None:
+def arm_options(algo: str, total: int, overrides: dict[str, Any], options: argparse.Namespace) -> SearchOptions:
+    """The arm's SearchOptions: the shared defaults (the CLI's), the arm's overrides, then --hidden/--steps."""
+    sizes = {k: v for k, v in (("hidden", options.hidden), ("steps", options.steps)) if v is not None}
+    return SearchOptions(algo, total, **{**overrides, **sizes})
+
+
+def run_seed(setting: str, arm: str, run: int) -> int:
+    return 10_000 * SETTING_SEED[setting] + 1_000 * ARM_SEED[arm] + run
+
+
+def run_arms(
+    out: Path, settings: list[str], runs: int, total: int, options: argparse.Namespace, tuned: bool = False
+) -> None:
+    """Run the default arms of ``settings`` (or, with ``tuned``, only the tuned BRP-NAS arms)."""
+    only = None if getattr(options, "arms", None) is None else set(options.arms.split(","))
     preds = train_predictors(out, epochs=options.gcn_epochs) if "gpu5ms" in settings else None
-    relation: GCNRelationModel | None = None
+    relations: dict[tuple[Any, ...], RelationModel] = {}  # one compiled predictor per configuration
     controller: Controller | None = None
     for setting in settings:
-        for arm, (algo, source) in ARMS[setting].items():
+        for arm, (algo, source, overrides) in ARMS[setting].items():
+            if (arm in TUNED_ARMS) != tuned or (only is not None and arm not in only):
+                continue
             path = unit_file(out, setting, arm)
             done = len(read_units(path))
             if done >= runs:
                 continue
             problem = make_problem(setting, source, preds)
-            opts = SearchOptions(algo, total, hidden=options.hidden, steps=options.steps)
-            if algo == "brp" and relation is None:
-                relation = GCNRelationModel(hidden=opts.hidden, steps=opts.steps, learning_rate=opts.learning_rate)
+            opts = arm_options(algo, total, overrides, options)
+            relation = None
+            if algo == "brp":
+                key = (opts.hidden, opts.steps, opts.learning_rate, opts.target, opts.temperature, opts.ensemble)
+                relation = relations.get(key) or relations.setdefault(key, make_relation_model(opts))
             if algo == "reinforce" and controller is None:
                 controller = Controller()
             for r in range(done, runs):
-                seed = 10_000 * SETTING_SEED[setting] + r
-                start = time.perf_counter()
+                seed = run_seed(setting, arm, r)
+                start, cpu = time.perf_counter(), time.process_time()
                 result = run_search(problem, opts, seed, relation_model=relation, controller=controller)
-                row = {"run": r, **compact(result, time.perf_counter() - start)}
+                row = {"run": r, **compact(result, time.perf_counter() - start, time.process_time() - cpu)}
+                row["load"] = round(os.getloadavg()[0], 2)
                 with path.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(
@@ -256,6 +320,11 @@ def optimum(setting: str) -> float:
     return float(test[feasible].max())
 
 
+def default_minutes(timing: dict[str, float]) -> float:
+    """Minutes of the parts in the default run (the tuned arms are extra)."""
+    return sum(v for k, v in timing.items() if k != "tuned") / 60
+
+
 def timing_path(out: Path) -> Path:
     return units_dir(out) / "timing.json"
 
@@ -278,10 +347,21 @@ def summarise(out: Path) -> dict[str, Any]:
             if not rows:
                 continue
             stats[arm] = {m: curve_stats(rows, m) for m in METRICS}
+            algo, _, overrides = ARMS[setting][arm]
             block["arms"][arm] = {
                 "runs": len(rows),
+                "seeds": [min(r["seed"] for r in rows), max(r["seed"] for r in rows)],
+                "options": {
+                    k: v
+                    for k, v in asdict(arm_options(algo, rows[0]["total"], overrides, NO_SIZES)).items()
+                    if k in SHOWN[algo]
+                },
                 "total": rows[0]["total"],
                 "seconds_per_run": rnd(np.mean([r["seconds"] for r in rows]), 2),
+                "cpu_seconds_per_run": rnd(
+                    np.mean([r["cpu_seconds"] for r in rows if r.get("cpu_seconds") is not None] or [np.nan]), 2
+                ),
+                "mean_load": rnd(np.mean([r["load"] for r in rows if "load" in r] or [np.nan]), 1),
                 "found_share": rnd(np.mean([r["found"] / max(1, r["trained"]) for r in rows])),
                 **{
                     m: {
@@ -294,8 +374,7 @@ def summarise(out: Path) -> dict[str, Any]:
                 },
                 "curves": {m: {k: [rnd(v) for v in arr] for k, arr in stats[arm][m].items()} for m in METRICS},
             }
-        target, refs = REFERENCE[setting]
-        for ref in refs:
+        for target, ref in REFERENCE[setting]:
             if target not in stats or ref not in stats:
                 continue
             comp: dict[str, Any] = {}
@@ -314,10 +393,14 @@ def summarise(out: Path) -> dict[str, Any]:
                     }
             block["comparisons"][f"{target}_vs_{ref}"] = comp
         block["optimum"] = rnd(optimum(setting))
-        if setting == "free" and target in stats and stats[target][MAX_TEST]["mean"].size >= 100:
+        if setting == "free":
             block["target_at_100"] = {
-                m: {"mean": rnd(stats[target][m]["mean"][99]), "target": TARGET_AT_100, "optimum": OPTIMUM}
-                for m in METRICS
+                arm: {
+                    m: {"mean": rnd(stats[arm][m]["mean"][99]), "target": TARGET_AT_100, "optimum": OPTIMUM}
+                    for m in METRICS
+                }
+                for arm in ("brp", "brp_tuned")
+                if arm in stats and stats[arm][MAX_TEST]["mean"].size >= 100
             }
         summary["settings"][setting] = block
     summary["s3"] = s3_summary(out)
@@ -367,6 +450,14 @@ def render_md(summary: dict[str, Any]) -> str:
         "seen (what a search reports). Accuracies: CIFAR-100 test, mean over seeds; searches see one "
         "random seed's validation accuracy per training. Optimum: 73.51 % (index 9930).",
         "",
+        "Fair comparison: every arm uses the same oracle and noise model and the same budget accounting "
+        "(cache mode everywhere: each distinct trained model costs one, none is ever paid for or re-drawn "
+        "twice; AE and REINFORCE get re-visited models from the cache for free). Seeds: no two runs share "
+        "one (column `seeds`). `brp`/`brp_gcn`: the paper's K=100, I=5, α=0.5, hard targets (the defaults); "
+        "`*_tuned`: the configuration picked on separate tuning seeds before these runs (`brp_sweep.md`). "
+        "`s/run` is wall time on 2 CPU cores shared with other jobs; `CPU s` is this "
+        "process's CPU time per run, `load` the 1-minute load average when the run ended.",
+        "",
     ]
     for setting, block in summary["settings"].items():
         title = (
@@ -375,16 +466,24 @@ def render_md(summary: dict[str, Any]) -> str:
             else f"{LIMIT_MS:g} ms on {DEVICE} (Fig. 6 right, Fig. 2)"
         )
         lines += [f"## {setting}: {title}", "", f"Best test accuracy that can be found here: {block['optimum']}.", ""]
-        lines += ["| arm | runs | s/run | metric | mean @50 | mean @100 | mean @150 | median @150 [IQR] |"]
-        lines += ["|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| arm | runs | seeds | s/run [CPU s, load] | metric | mean @50 | mean @100 | mean @150 "
+            "| median @150 [IQR] |"
+        ]
+        lines += ["|---|---|---|---|---|---|---|---|---|"]
         for arm, a in block["arms"].items():
             for m in METRICS:
                 v = a[m]
+                cost = f"{a['seconds_per_run']} [{a.get('cpu_seconds_per_run')}, {a.get('mean_load')}]"
                 lines.append(
-                    f"| {arm} | {a['runs']} | {a['seconds_per_run']} | {m} | {v.get('mean_at_50')} | "
+                    f"| {arm} | {a['runs']} | {a['seeds'][0]}-{a['seeds'][1]} | {cost} | {m} | {v.get('mean_at_50')} | "
                     f"{v.get('mean_at_100')} | {v.get('mean_at_150')} | {v.get('median_at_150')} "
                     f"[{v.get('q25_at_150')}, {v.get('q75_at_150')}] |"
                 )
+        lines.append("")
+        for arm, a in block["arms"].items():
+            if a.get("options"):
+                lines.append(f"- {arm}: " + ", ".join(f"{k}={v}" for k, v in a["options"].items()))
         lines.append("")
         for name, comp in block["comparisons"].items():
             lines += [
@@ -401,10 +500,9 @@ def render_md(summary: dict[str, Any]) -> str:
                     f"{'yes' if met else 'no'} |"
                 )
             lines.append("")
-        if "target_at_100" in block:
-            t = block["target_at_100"]
+        for arm, t in block.get("target_at_100", {}).items():
             lines.append(
-                f"Mean test accuracy at 100 trained models (target >= {TARGET_AT_100}): "
+                f"{arm}: mean test accuracy at 100 trained models (target >= {TARGET_AT_100}): "
                 + ", ".join(
                     f"{m} {t[m]['mean']} ({'met' if (t[m]['mean'] or 0) >= TARGET_AT_100 else 'not met'})"
                     for m in METRICS
@@ -441,9 +539,10 @@ def render_md(summary: dict[str, Any]) -> str:
     lines.append("")
     if "timing_seconds" in summary:
         lines.append(
-            "Wall time per part (summed over invocations; 2 shared CPU cores): "
+            "Wall time per part (summed over invocations; 2 CPU cores shared with other jobs, so it grows "
+            "with their load): "
             + ", ".join(f"{k} {v:.0f} s" for k, v in summary["timing_seconds"].items())
-            + f"; total {sum(summary['timing_seconds'].values()) / 60:.1f} min."
+            + f"; default parts {default_minutes(summary['timing_seconds']):.1f} min."
         )
         lines.append("")
     return "\n".join(lines)
@@ -513,19 +612,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default="predictors,free,gpu5ms,s3", help="comma list of the parts to run")
     parser.add_argument("--runs", type=int, default=50, help="runs per (setting, arm) (default 50)")
     parser.add_argument("--total", type=int, default=300, help="trained models per run (default 300)")
-    parser.add_argument("--hidden", type=int, default=64, help="GCN relation predictor width")
-    parser.add_argument("--steps", type=int, default=500, help="GCN relation predictor steps per fit")
+    parser.add_argument("--hidden", type=int, help="GCN relation predictor width (default: SearchOptions')")
+    parser.add_argument("--steps", type=int, help="GCN relation predictor steps per fit (default: SearchOptions')")
     parser.add_argument("--gcn-epochs", type=int, help="cap the GCN latency predictor's epochs (quick checks)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument("--summary", action="store_true", help="only aggregate existing units")
+    parser.add_argument("--arms", help="comma list: run only these arms of the chosen parts (default: all)")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = set(parts) - {"predictors", "free", "gpu5ms", "s3"}
+    unknown = set(parts) - {"predictors", "free", "gpu5ms", "s3", "tuned"}
     if unknown:
         parser.error(f"unknown part(s) {sorted(unknown)}")
     if not args.summary:
         units_dir(args.out).mkdir(parents=True, exist_ok=True)
-        if "predictors" in parts or "gpu5ms" in parts or "s3" in parts:
+        if {"predictors", "gpu5ms", "s3", "tuned"} & set(parts):
             start = time.perf_counter()
             train_predictors(args.out, epochs=args.gcn_epochs)
             add_timing(args.out, "predictors", time.perf_counter() - start)
@@ -534,6 +634,10 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 run_arms(args.out, [setting], args.runs, args.total, args)
                 add_timing(args.out, setting, time.perf_counter() - start)
+        if "tuned" in parts:
+            start = time.perf_counter()
+            run_arms(args.out, list(ARMS), args.runs, args.total, args, tuned=True)
+            add_timing(args.out, "tuned", time.perf_counter() - start)
     start = time.perf_counter()
     summary = write_summary(args.out)
     print(render_md(summary))

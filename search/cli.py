@@ -30,13 +30,48 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algo", required=True, choices=("brp", "ae", "reinforce", "random"), help="search algorithm")
     p.add_argument("--device", help="LatBench device name, e.g. desktop_gpu_gtx_1080ti_fp32 (needed with a limit)")
     p.add_argument("--latency-limit", type=float, metavar="MS", help="latency limit in ms (default: none)")
-    p.add_argument("--budget", type=int, default=100, metavar="K", help="BRP-NAS predictor-training budget K (100)")
+    d = _defaults()  # the same defaults as the benchmarks (search.runner.SearchOptions)
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=d["budget"],
+        metavar="K",
+        help=f"BRP-NAS predictor-training budget K ({d['budget']})",
+    )
     p.add_argument("--total", type=int, required=True, metavar="M", help="models trained in all (the search budget)")
-    p.add_argument("--iterations", type=int, default=5, metavar="I", help="BRP-NAS predictor iterations I (5)")
-    p.add_argument("--alpha", type=float, default=0.5, help="BRP-NAS share of top-ranked picks per iteration (0.5)")
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=d["iterations"],
+        metavar="I",
+        help=f"BRP-NAS predictor iterations I ({d['iterations']})",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=d["alpha"],
+        help=f"BRP-NAS share of top-ranked picks per iteration ({d['alpha']})",
+    )
     p.add_argument("--relation", choices=("gcn", "onehot"), default="gcn", help="BRP-NAS binary predictor (gcn)")
-    p.add_argument("--hidden", type=int, default=64, help="GCN relation predictor width (64)")
-    p.add_argument("--steps", type=int, default=500, help="GCN relation predictor training steps per fit (500)")
+    p.add_argument("--hidden", type=int, default=d["hidden"], help=f"GCN relation predictor width ({d['hidden']})")
+    p.add_argument(
+        "--steps", type=int, default=d["steps"], help=f"GCN relation predictor training steps per fit ({d['steps']})"
+    )
+    p.add_argument(
+        "--ensemble", type=int, default=d["ensemble"], help=f"GCN relation predictor members ({d['ensemble']})"
+    )
+    p.add_argument(
+        "--target",
+        choices=("soft", "hard"),
+        default=d["target"],
+        help=f"BRP-NAS pair targets: soft = sigmoid(accuracy difference / temperature), hard = 0/1 ({d['target']})",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=d["temperature"],
+        help="soft-target temperature in accuracy points (default: min-max normalised accuracies)",
+    )
     p.add_argument("--transfer", action="store_true", help="BRP-NAS: start the predictor from --predictor's trunk")
     p.add_argument("--server", metavar="URL", help="filter with the server's predictions (POST URL/v1/predict)")
     p.add_argument("--predictor", metavar="DIR", help="filter with a saved latency predictor (in process)")
@@ -53,6 +88,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
+
+
+def _defaults() -> dict[str, Any]:
+    from dataclasses import fields
+
+    from search.runner import SearchOptions
+
+    return {f.name: f.default for f in fields(SearchOptions)}
 
 
 def _sources(args: argparse.Namespace) -> tuple[Any, Any, Any]:
@@ -117,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
             relation=args.relation,
             hidden=args.hidden,
             steps=args.steps,
+            target=args.target,
+            temperature=args.temperature,
+            ensemble=args.ensemble,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from None

@@ -21,12 +21,16 @@ Ranking without O(n²) comparisons: with a head linear in ``[e_a, e_b]`` the log
 ``u·e_a`` is exactly sorting them by their win probability against any opponent, and by their
 expected number of wins against any set of opponents: one embedding pass ranks every candidate.
 
-Pair targets: ``hard`` (default) is 1 when a's accuracy is higher (0.5 on ties); ``soft`` is
-``sigmoid(n_a - n_b)`` with accuracies min-max normalised over the trained set, as the public BRP-NAS
-code (softmax over the normalised pair), or ``sigmoid((acc_a - acc_b) / temperature)`` when a
-temperature (accuracy points) is given. Hard targets ranked NB201 better when we compared them
-(100 random training models, 4x128 GCN, 250 steps: Spearman 0.88 hard vs 0.68 normalised soft over
-all valid cells): normalised soft targets are close to 0.5 for most pairs.
+Pair targets: ``hard`` is 1 when a's accuracy is higher (0.5 on ties); ``soft`` is
+``sigmoid((acc_a - acc_b) / temperature)`` with a temperature in accuracy points: the softmax of the
+two accuracies, so the sigmoid cross-entropy is the KL divergence to it (up to a constant). Without a
+temperature, ``soft`` min-max normalises the accuracies over the trained set first, as the public
+BRP-NAS code (those targets are close to 0.5 for most pairs and ranked NB201 worse than hard ones:
+Spearman 0.68 vs 0.88, 100 random training models, 4x128 GCN, 250 steps). Soft targets with
+temperature 1 say *how much* better a model is, so a pair of near-equal models separated by SGD noise
+weighs little; in the BRP-NAS sweep (6 tuning runs per configuration, ``brp_sweep.md``) they reached
+the best cells earlier than hard ones at K=40, but over 50 benchmark runs that configuration beat the
+paper's (hard targets, K=100) only up to ~50 trained models (``search_fig6.md``, ``*_tuned`` arms).
 """
 
 from __future__ import annotations
@@ -126,12 +130,14 @@ class OneHotRelationModel(_Scored):
         learning_rate: float = 0.5,
         l2: float = 1e-3,
         target: str = "hard",
+        temperature: float | None = None,
         space: Space | None = None,
     ) -> None:
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         self.space = space or nb201_space()
         self.steps, self.learning_rate, self.l2, self.target = steps, learning_rate, l2, target
+        self.temperature = temperature
         self.features = np.zeros((self.space.size, 30))
         self.features[np.arange(self.space.size)[:, None], np.arange(6) * 5 + self.space.ops] = 1.0
         self.fits: list[int] = []
@@ -146,7 +152,7 @@ class OneHotRelationModel(_Scored):
         idx, acc = _check_fit_args(indices, accuracies, self.space)
         self.fits.append(int(idx.shape[0]))
         x = self.features[idx]
-        t = pair_targets(acc, self.target)
+        t = pair_targets(acc, self.target, self.temperature)
         mask = 1.0 - np.eye(idx.shape[0])
         w = self._rng.normal(0.0, 0.01, x.shape[1])
         for _ in range(self.steps):
@@ -185,6 +191,7 @@ class GCNRelationModel(_Scored):
         temperature: float | None = None,
         trunk_weights: list[np.ndarray] | None = None,
         jit_compile: bool = True,
+        ensemble: int = 1,
         space: Space | None = None,
     ) -> None:
         import tensorflow as tf
@@ -196,14 +203,20 @@ class GCNRelationModel(_Scored):
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
+        if ensemble < 1:
+            raise ValueError(f"ensemble must be >= 1, got {ensemble}")
         self.space = space or nb201_space()
         self.config = GCNConfig(layers=layers, hidden=hidden, dropout=0.0)  # no dropout: fits stay reproducible
         self.steps, self.learning_rate, self.target, self.cosine = steps, learning_rate, target, cosine
-        self.temperature = temperature
-        self.trunk = build_trunk(self.config, name="relation_trunk")
-        self.head = tf.Variable(tf.zeros((2 * hidden,)), name="relation_head")
-        self.bias = tf.Variable(0.0, name="relation_bias")
-        self.variables = [*self.trunk.trainable_variables, self.head, self.bias]
+        self.temperature, self.ensemble = temperature, ensemble
+        # One member per trunk; all are trained together in one compiled loop (the mean of their losses),
+        # which on CPU costs much less than ``ensemble`` separate fits: the step overhead is shared.
+        names = ["relation_trunk", *(f"relation_trunk_{k}" for k in range(1, ensemble))]
+        self.trunks = [build_trunk(self.config, name=name) for name in names]
+        self.heads = [tf.Variable(tf.zeros((2 * hidden,)), name=f"relation_head_{k}") for k in range(ensemble)]
+        self.biases = [tf.Variable(0.0, name=f"relation_bias_{k}") for k in range(ensemble)]
+        self.trunk, self.head, self.bias = self.trunks[0], self.heads[0], self.biases[0]
+        self.variables = [v for t in self.trunks for v in t.trainable_variables] + [*self.heads, *self.biases]
         self.optimizer = Adam(self.variables, learning_rate, weight_decay=weight_decay)
         self.trunk_weights: list[np.ndarray] | None = None
         if trunk_weights is not None:
@@ -214,10 +227,7 @@ class GCNRelationModel(_Scored):
         self._unique_features = tf.constant(enc.features[first])
         self._inverse = inverse
         self._train = tf.function(self._train_loop, jit_compile=jit_compile, reduce_retracing=True)
-        self._embed = tf.function(
-            lambda a, f: tf.linalg.matvec(self.trunk([a, f], training=False), self.head[:hidden]),
-            jit_compile=jit_compile,
-        )
+        self._embed = tf.function(self._score, jit_compile=jit_compile)
         self.fits: list[int] = []
         self.losses: list[float] = []
         self.reset(None)
@@ -238,22 +248,34 @@ class GCNRelationModel(_Scored):
     def _initialise(self, rng: np.random.Generator) -> None:
         from search._tf import glorot_uniform
 
-        if self.trunk_weights is not None:
-            self.trunk.set_weights(self.trunk_weights)
-        else:
-            for var in self.trunk.weights:
-                name = var.path.rsplit("/", 1)[-1]
-                if name == "kernel":
-                    value = glorot_uniform(var.shape, rng)
-                elif name == "gamma":
-                    value = np.ones(var.shape, np.float32)
-                else:
-                    value = np.zeros(var.shape, np.float32)
-                var.assign(value)
         hidden = self.config.hidden
-        self.head.assign(glorot_uniform((2 * hidden, 1), rng)[:, 0])
-        self.bias.assign(0.0)
+        for trunk, head, bias in zip(self.trunks, self.heads, self.biases, strict=True):
+            if self.trunk_weights is not None:
+                trunk.set_weights(self.trunk_weights)
+            else:
+                for var in trunk.weights:
+                    name = var.path.rsplit("/", 1)[-1]
+                    if name == "kernel":
+                        value = glorot_uniform(var.shape, rng)
+                    elif name == "gamma":
+                        value = np.ones(var.shape, np.float32)
+                    else:
+                        value = np.zeros(var.shape, np.float32)
+                    var.assign(value)
+            head.assign(glorot_uniform((2 * hidden, 1), rng)[:, 0])
+            bias.assign(0.0)
         self.optimizer.reset(self.learning_rate)
+
+    def _score(self, a: Any, f: Any) -> Any:
+        """Mean over members of ``u·e_a``: ranks by the ensemble's mean logit against any opponent."""
+        import tensorflow as tf
+
+        hidden = self.config.hidden
+        members = [
+            tf.linalg.matvec(t([a, f], training=False), h[:hidden])
+            for t, h in zip(self.trunks, self.heads, strict=True)
+        ]
+        return members[0] if len(members) == 1 else tf.add_n(members) / float(len(members))
 
     def _train_loop(self, a: Any, f: Any, t: Any, w: Any, steps: Any) -> Any:
         import tensorflow as tf
@@ -266,12 +288,16 @@ class GCNRelationModel(_Scored):
                 progress = tf.cast(step, tf.float32) / total
                 self.optimizer.lr.assign(self.learning_rate * 0.5 * (1.0 + tf.cos(np.pi * progress)))
             with tf.GradientTape() as tape:
-                e = self.trunk([a, f], training=True)
-                sa = tf.linalg.matvec(e, self.head[:hidden])
-                sb = tf.linalg.matvec(e, self.head[hidden:])
-                logits = sa[:, None] + sb[None, :] + self.bias
-                pair_loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=t, logits=logits)
-                loss = tf.reduce_sum(w * pair_loss) / tf.reduce_sum(w)
+                member_losses = []
+                for trunk, head, bias in zip(self.trunks, self.heads, self.biases, strict=True):
+                    e = trunk([a, f], training=True)
+                    sa = tf.linalg.matvec(e, head[:hidden])
+                    sb = tf.linalg.matvec(e, head[hidden:])
+                    logits = sa[:, None] + sb[None, :] + bias
+                    pair_loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=t, logits=logits)
+                    member_losses.append(tf.reduce_sum(w * pair_loss) / tf.reduce_sum(w))
+                n = len(member_losses)
+                loss = member_losses[0] if n == 1 else tf.add_n(member_losses) / float(n)
             self.optimizer.apply(tape.gradient(loss, self.variables))
         return loss
 

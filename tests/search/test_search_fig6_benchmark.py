@@ -54,7 +54,11 @@ def test_tiny_run_is_resumable(bench: ModuleType, tmp_path: Path) -> None:
     for setting, arms in bench.ARMS.items():
         for arm in arms:
             rows = bench.read_units(units / f"{setting}_{arm}.jsonl")
+            if arm in bench.TUNED_ARMS:  # only with --parts tuned
+                assert rows == []
+                continue
             assert len(rows) == 1 and rows[0]["trained"] == 100 and rows[0]["total"] == 100
+            assert rows[0]["seed"] == bench.run_seed(setting, arm, 0) and rows[0]["cpu_seconds"] > 0
     summary = json.loads((tmp_path / "search_fig6.json").read_text())
     assert summary["settings"]["free"]["arms"]["brp"]["runs"] == 1
     assert summary["settings"]["gpu5ms"]["optimum"] == pytest.approx(72.24)
@@ -65,3 +69,11 @@ def test_tiny_run_is_resumable(bench: ModuleType, tmp_path: Path) -> None:
     assert bench.main([*args, "--parts", "free"]) == 0  # resumed: nothing left to run
     assert (units / "free_brp.jsonl").read_text() == before
     assert set(json.loads((units / "timing.json").read_text())) == {"predictors", "free", "gpu5ms"}
+    assert bench.main([*args, "--parts", "tuned", "--arms", "brp_tuned"]) == 0  # one tuned arm only
+    rows = bench.read_units(units / "free_brp_tuned.jsonl")
+    assert len(rows) == 1 and rows[0]["info"]["K"] == 40 and rows[0]["seed"] == 1000
+    assert rows[0]["info"]["relation"]["target"] == "soft"
+    assert bench.read_units(units / "gpu5ms_brp_gcn_tuned.jsonl") == []
+    free = json.loads((tmp_path / "search_fig6.json").read_text())["settings"]["free"]
+    assert free["arms"]["brp"]["options"]["target"] == "hard" and free["arms"]["brp"]["options"]["budget"] == 100
+    assert set(free["target_at_100"]) == {"brp", "brp_tuned"}

@@ -121,3 +121,34 @@ def test_adapter_drives_the_predictors_binary_module(training_set: tuple[np.ndar
     assert rank_correlation(model, truth, SPACE.valid_indices) > 0.3
     with pytest.raises(TypeError, match=r"needs a fit\(\) method"):
         binary_predictor_adapter(object())
+
+
+def test_onehot_soft_targets_with_a_temperature(training_set: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    idx, acc, truth = training_set
+    model = OneHotRelationModel(target="soft", temperature=1.0)
+    model.reset(0)
+    model.fit(idx, acc)
+    assert rank_correlation(model, truth, SPACE.valid_indices) > 0.5
+    # the temperature reaches the targets: a different one fits different weights
+    other = OneHotRelationModel(target="soft", temperature=5.0)
+    other.reset(0)
+    other.fit(idx, acc)
+    assert not np.allclose(model._scores, other._scores)
+
+
+@pytest.mark.slow
+def test_gcn_ensemble_trains_its_members_together(training_set: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    idx, acc, truth = training_set
+    model = GCNRelationModel(hidden=16, steps=150, ensemble=2, target="soft", temperature=1.0)
+    model.reset(1)
+    model.fit(idx[:100], acc[:100])
+    first = model.rank(SPACE.valid_indices)
+    assert len(model.trunks) == 2 and np.isfinite(model.losses[0])
+    assert rank_correlation(model, truth, SPACE.valid_indices) > 0.5
+    kernels = [t.weights[0].numpy() for t in model.trunks]
+    assert not np.allclose(kernels[0], kernels[1])  # members start from different weights
+    model.reset(1)
+    model.fit(idx[:100], acc[:100])
+    np.testing.assert_array_equal(model.rank(SPACE.valid_indices), first)
+    with pytest.raises(ValueError, match="ensemble"):
+        GCNRelationModel(ensemble=0)

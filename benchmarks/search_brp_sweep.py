@@ -1,0 +1,207 @@
+"""The BRP-NAS configuration sweep that picked ``search.runner.TUNED_BRP``.
+
+Unconstrained NB201 CIFAR-100 (the ``free`` setting of ``search_fig6.py``: the same oracle, noise model
+and budget accounting), a few runs per configuration on *tuning* seeds ``500_000 + r`` — disjoint from
+every seed of ``search_fig6.py`` — and only the first 150 trained models (BRP-NAS trains the same first
+150 models whatever M >= 150 is). Every configuration uses the same seeds, so configurations are compared
+on paired runs.
+
+Per configuration: mean ``max_test`` (best test accuracy among the trained models) after 50, 100 and
+150 trained models; the share of runs that trained one of the two best cells (test 73.51 % and 73.48 %,
+the only ones above 73.3 %) within 50 and within 100 models; the step at which the best cell was
+trained in each run (null: not within 150); seconds per run (machine shared, so only indicative).
+
+Resumable: one JSON line per finished configuration in ``units/brp_sweep.jsonl``; the summary goes to
+``brp_sweep.json`` / ``brp_sweep.md`` in ``benchmarks/results/search/``.
+
+    nice -n 10 python benchmarks/search_brp_sweep.py            # run what is missing (6 runs each)
+    nice -n 10 python benchmarks/search_brp_sweep.py --summary  # re-aggregate
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from search.oracle import MAX_TEST
+from search.problem import Problem
+from search.runner import TUNED_BRP, SearchOptions, make_relation_model, run_search
+
+RESULTS = Path(__file__).resolve().parent / "results" / "search"
+SEED_BASE = 500_000
+TOTAL = 150
+BEST = (9930, 3888)  # the two NB201 cells with CIFAR-100 test accuracy above 73.3 % (73.51, 73.48)
+HARD = {"target": "hard", "temperature": None}
+SOFT = {"target": "soft", "temperature": 1.0}
+# In the order they were run: the paper's configuration (4 runs), round 1 (hard targets: the schedule,
+# width), round 2 (soft targets: schedule, temperature).
+CONFIGS: list[dict[str, Any]] = [
+    {"budget": 100, "iterations": 5, "alpha": 0.5, **HARD},
+    {"budget": 30, "iterations": 3, "alpha": 0.5, **HARD},
+    {"budget": 40, "iterations": 4, "alpha": 0.5, **HARD},
+    {"budget": 50, "iterations": 5, "alpha": 0.5, **HARD},
+    {"budget": 40, "iterations": 4, "alpha": 1.0, **HARD},
+    {"budget": 40, "iterations": 4, "alpha": 0.5, **SOFT},
+    {"budget": 40, "iterations": 4, "alpha": 0.5, "hidden": 128, **HARD},
+    {"budget": 40, "iterations": 4, "alpha": 1.0, **SOFT},
+    {"budget": 30, "iterations": 3, "alpha": 0.5, **SOFT},
+    {"budget": 40, "iterations": 4, "alpha": 0.5, "target": "soft", "temperature": 0.5},
+    {"budget": 40, "iterations": 4, "alpha": 0.5, "target": "soft", "temperature": 2.0},
+]
+
+
+def key_of(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
+def units_path(out: Path) -> Path:
+    return out / "units" / "brp_sweep.jsonl"
+
+
+def read_rows(out: Path) -> dict[str, dict[str, Any]]:
+    path = units_path(out)
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {key_of(row["cfg"]): row for row in rows}
+
+
+def run_config(config: dict[str, Any], runs: int) -> dict[str, Any]:
+    options = SearchOptions("brp", TOTAL, **config)
+    model = make_relation_model(options)
+    problem = Problem.build()
+    per_run = []
+    for r in range(runs):
+        start = time.perf_counter()
+        result = run_search(problem, options, SEED_BASE + r, relation_model=model)
+        seconds = time.perf_counter() - start
+        curve = result.curves()[MAX_TEST]
+        step = {i: next((e.step for e in result.trace if e.index == i), None) for i in BEST}
+        per_run.append({"s": seconds, "curve": curve, "step": step})
+
+    def mean_at(t: int) -> float:
+        return round(float(np.mean([run["curve"][t - 1] for run in per_run])), 3)
+
+    def share(t: int) -> float:
+        return float(np.mean([any(s is not None and s <= t for s in run["step"].values()) for run in per_run]))
+
+    return {
+        "cfg": config,
+        "runs": runs,
+        "s": round(float(np.mean([run["s"] for run in per_run])), 2),
+        "m50": mean_at(50),
+        "m100": mean_at(100),
+        "m150": mean_at(150),
+        "top2@50": share(50),
+        "top2@100": share(100),
+        "t9930": [run["step"][BEST[0]] for run in per_run],
+        "load": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def render_md(rows: list[dict[str, Any]], chosen: str) -> str:
+    lines = [
+        "# BRP-NAS configuration sweep (unconstrained NB201 CIFAR-100, tuning seeds)",
+        "",
+        "Reproduce: `nice -n 10 python benchmarks/search_brp_sweep.py` (resumable). Seeds 500000+r, "
+        "disjoint from the benchmark's; the same seeds for every configuration (paired). `m@t`: mean "
+        "max_test after t trained models; `top2@t`: share of runs that trained one of the two cells "
+        "above 73.3 % test (73.51, 73.48) within t models; `step of best`: when the 73.51 % cell was "
+        "trained in each run (None: not within 150). Unlisted options: SearchOptions defaults "
+        "(4x64 GCN, 500 steps). s/run on 2 shared cores under a load average of 4-26: indicative only.",
+        "",
+        "Choice rule, applied before the 50-run benchmark: the best share of runs reaching the two top "
+        "cells within 50 models (the 3x target), then m@50. With 6 runs the standard error of m@50 is "
+        "about 0.2 points, so close rows are not told apart; what stands out is soft targets with "
+        "temperature 1 against hard ones at the same schedule (top2@50 0.67 vs 0.33, the best cell "
+        "trained within 50 models in 3 of 6 runs vs 0 of 6).",
+        "",
+        "| config | runs | s/run | m@50 | m@100 | m@150 | top2@50 | top2@100 | step of best |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        name = ", ".join(f"{k}={v}" for k, v in row["cfg"].items())
+        mark = " **(chosen)**" if key_of(row["cfg"]) == chosen else ""
+        lines.append(
+            f"| {name}{mark} | {row['runs']} | {row['s']} | {row['m50']} | {row['m100']} | {row['m150']} | "
+            f"{row['top2@50']:.2f} | {row['top2@100']:.2f} | {row['t9930']} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def benchmark_check(out: Path) -> list[str]:
+    """How the picked configuration did afterwards on the benchmark's own seeds (search_fig6.json)."""
+    path = out / "search_fig6.json"
+    if not path.exists():
+        return []
+    settings = json.loads(path.read_text())["settings"]
+    lines = [
+        "Afterwards, 50 runs each on the benchmark's seeds (`search_fig6.md`; mean max_test):",
+        "",
+        "| setting | arm | @50 | @100 | @150 |",
+        "|---|---|---|---|---|",
+    ]
+    for setting, arms in (("free", ("brp", "brp_tuned")), ("gpu5ms", ("brp_gcn", "brp_gcn_tuned"))):
+        for arm in arms:
+            a = settings.get(setting, {}).get("arms", {}).get(arm)
+            if a:
+                m = a[MAX_TEST]
+                lines.append(f"| {setting} | {arm} | {m['mean_at_50']} | {m['mean_at_100']} | {m['mean_at_150']} |")
+    lines += [
+        "",
+        "The pick (`*_tuned`) was ahead of the paper's configuration only at 50 trained models; from 100 on "
+        "it was behind in the unconstrained setting. The 6-run sweep rows over-stated it (selection among "
+        "11 noisy rows), so the paper's configuration stays the default.",
+        "",
+    ]
+    return lines
+
+
+def chosen_config() -> str:
+    """The configuration the sweep picked (``search.runner.TUNED_BRP``)."""
+    return key_of(TUNED_BRP)
+
+
+def write_summary(out: Path) -> None:
+    by_key = read_rows(out)
+    rows = [by_key[key_of(c)] for c in CONFIGS if key_of(c) in by_key]
+    chosen = chosen_config()
+    (out / "brp_sweep.json").write_text(
+        json.dumps({"seed_base": SEED_BASE, "chosen": json.loads(chosen), "rows": rows}, indent=1)
+    )
+    text = render_md(rows, chosen) + "\n".join(benchmark_check(out))
+    (out / "brp_sweep.md").write_text(text)
+    print(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=6, help="runs per configuration (default 6)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--summary", action="store_true", help="only aggregate existing rows")
+    args = parser.parse_args(argv)
+    if not args.summary:
+        units_path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        for config in CONFIGS:
+            if key_of(config) in read_rows(args.out):
+                continue
+            row = run_config(config, args.runs)
+            with units_path(args.out).open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+    write_summary(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
