@@ -192,6 +192,10 @@ def run(results: Path, devices: list[str], recipes: list[str], seeds: list[int],
                     f"±5% {unit['within_5pct']:.1f} (load {unit['load_avg_before']})",
                     flush=True,
                 )
+    return write_summary(results)
+
+
+def write_summary(results: Path) -> dict[str, Any]:
     summary = summarise(results)
     (results / f"{NAME}.json").write_text(json.dumps(summary, indent=2) + "\n")
     (results / f"{NAME}.md").write_text(markdown(summary))
@@ -204,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--summary", action="store_true", help="only aggregate the existing units")
     args = parser.parse_args(argv)
+    if args.summary:
+        write_summary(args.results)
+        return 0
     run(args.results, args.devices.split(","), args.recipes.split(","), [int(s) for s in args.seeds.split(",")])
     return 0
 
