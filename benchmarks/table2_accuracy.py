@@ -84,7 +84,8 @@ VARIANTS: dict[str, Variant] = {
 # Findings worth keeping next to a variant's table.
 VARIANT_NOTES: dict[str, str] = {
     "improved": "Run on seed 0 only: worse than the plain recipe (the 15-model validation split leaves 85 models "
-    "to train on, and its noisy loss stopped training at best epochs 11 / 17 vs 127 / 185 for the plain recipe), so the CPU went to the plain recipe's seeds instead.",
+    "to train on, and its noisy loss stopped training at best epochs 11 / 17 vs 127 / 185 for the plain "
+    "recipe), so the CPU went to the plain recipe's seeds instead.",
 }
 
 
