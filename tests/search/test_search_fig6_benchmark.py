@@ -58,7 +58,8 @@ def test_tiny_run_is_resumable(bench: ModuleType, tmp_path: Path) -> None:
                 assert rows == []
                 continue
             assert len(rows) == 1 and rows[0]["trained"] == 100 and rows[0]["total"] == 100
-            assert rows[0]["seed"] == bench.run_seed(setting, arm, 0) and rows[0]["cpu_seconds"] > 0
+            assert rows[0]["seed"] == bench.run_seed(setting, arm, 0)
+            assert rows[0]["cpu_seconds"] >= 0 and rows[0]["load"] >= 0  # a short AE run can round to 0.0 s
     summary = json.loads((tmp_path / "search_fig6.json").read_text())
     assert summary["settings"]["free"]["arms"]["brp"]["runs"] == 1
     assert summary["settings"]["gpu5ms"]["optimum"] == pytest.approx(72.24)
