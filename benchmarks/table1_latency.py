@@ -185,6 +185,7 @@ def run_unit(
     fl = FlopsPredictor().fit(adj[tr], feat[tr], y[tr])
     result["flops"] = {**score(fl.predict(adj[te], feat[te]), y[te]), "coef_ms_per_mac_and_ms": fl.coef}
     result["unit_seconds"] = round(time.perf_counter() - start, 2)
+    result["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]  # the machine is shared: times vary
     return result
 
 
