@@ -41,6 +41,7 @@ from latbench import __version__
 from latbench.store import queue, queue_pg
 from latbench.store.archs import architecture_rows
 from latbench.store.db import is_postgresql
+from latbench.store.group_commit import SINGLE, GroupCommit
 from latbench.store.models import Agent, AgentToken, Device, Job, JobState, utcnow
 from latbench.store.tokens import AuthError
 
@@ -81,6 +82,7 @@ class AgentServiceSettings:
     requeue_every_s: float = 10.0  # background sweep of expired leases (0: off)
     session_cache_s: float = 30.0  # how long a verified session is trusted without a lookup
     max_workers: int = 64  # concurrent RPCs (each long poll holds one)
+    group_commit: bool = True  # PostgreSQL: leases and reports arriving together run as one statement
 
     def __post_init__(self) -> None:
         for name in ("lease_s", "heartbeat_s", "max_wait_s", "poll_s"):
@@ -116,25 +118,38 @@ class AgentService(pb_grpc.AgentServiceServicer):
         self.stopping = threading.Event()
         self._verified: dict[tuple[str, str], _AgentInfo] = {}
         self._lock = threading.Lock()
+        bind = session_factory.kw.get("bind")
+        postgresql = bind is not None and bind.dialect.name == "postgresql"
+        self.group = GroupCommit(session_factory) if postgresql and self.settings.group_commit else None
+
+    def close(self) -> None:
+        """Stop the group-commit threads (after the gRPC server stopped: no call is waiting)."""
+        if self.group is not None:
+            self.group.close()
 
     # -- plumbing ---------------------------------------------------------------------------------
     @contextmanager
     def _db(self, context: grpc.ServicerContext) -> Iterator[Session]:
         """A session for one call; store exceptions become gRPC statuses with a readable message."""
-        with self.sessions() as session:
-            try:
-                yield session
-            except AuthError:
-                _abort(context, grpc.StatusCode.UNAUTHENTICATED, BAD_TOKEN)
-            except queue.UnknownAgent as exc:
-                _abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
-            except queue.UnknownJob as exc:
-                _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
-            except ValueError as exc:
-                _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            except OperationalError as exc:
-                log.warning("database error: %s", exc)
-                _abort(context, grpc.StatusCode.UNAVAILABLE, "the server's database is unavailable; retry later")
+        with self.sessions() as session, self._errors(context):
+            yield session
+
+    @contextmanager
+    def _errors(self, context: grpc.ServicerContext) -> Iterator[None]:
+        """Store exceptions become gRPC statuses with a readable message."""
+        try:
+            yield
+        except AuthError:
+            _abort(context, grpc.StatusCode.UNAUTHENTICATED, BAD_TOKEN)
+        except queue.UnknownAgent as exc:
+            _abort(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        except queue.UnknownJob as exc:
+            _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        except ValueError as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except OperationalError as exc:
+            log.warning("database error: %s", exc)
+            _abort(context, grpc.StatusCode.UNAVAILABLE, "the server's database is unavailable; retry later")
 
     def _authenticate(self, agent_id: str, session_value: str, context: grpc.ServicerContext) -> _AgentInfo:
         if not agent_id or not session_value:
@@ -225,8 +240,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
         first = True
         while True:
             if first or self._anything_for(info.device_id, caps, context):
-                with self._db(context) as db:
-                    leased = queue.lease_job(db, request.agent_id, info.device, caps, lease_s=self.settings.lease_s)
+                leased = self._lease(request.agent_id, info.device, caps, context)
                 if leased is not None:
                     return pb.LeaseJobResponse(job=_job_to_pb(leased))
             first = False
@@ -235,6 +249,17 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 return pb.LeaseJobResponse()
             if self.stopping.wait(min(self.settings.poll_s, remaining)):
                 return pb.LeaseJobResponse()
+
+    def _lease(
+        self, agent_id: str, device: str, caps: list[str], context: grpc.ServicerContext
+    ) -> queue.LeasedJob | None:
+        if self.group is not None:
+            with self._errors(context):
+                leased = self.group.lease(agent_id, device, caps, self.settings.lease_s)
+            if leased is not SINGLE:
+                return leased  # type: ignore[no-any-return]
+        with self._db(context) as db:
+            return queue.lease_job(db, agent_id, device, caps, lease_s=self.settings.lease_s)
 
     def _anything_for(self, device_id: int, caps: list[str], context: grpc.ServicerContext) -> bool:
         """Read-only: a queued job (or an expired lease) this agent could take."""
@@ -277,19 +302,24 @@ class AgentService(pb_grpc.AgentServiceServicer):
         # Build and conversion times are kept with the protocol statistics (the measurement's record).
         stats["build_s"] = request.build_s
         stats["convert_s"] = request.convert_s
-        with self._db(context) as db:
-            outcome = queue.report_result(
-                db,
-                request.job_id,
-                request.lease_id,
-                request.agent_id,
-                request.latency_ms,
-                stats,
-                list(request.raw_ms),
-                dict(request.versions),
-                request.runtime,
-                request.precision,
-            )
+        args = (
+            request.job_id,
+            request.lease_id,
+            request.agent_id,
+            request.latency_ms,
+            stats,
+            list(request.raw_ms),
+            dict(request.versions),
+            request.runtime,
+            request.precision,
+        )
+        outcome = SINGLE
+        if self.group is not None:
+            with self._errors(context):
+                outcome = self.group.report(*args)
+        if outcome is SINGLE:  # no group commit, or refused there: the single path says why
+            with self._db(context) as db:
+                outcome = queue.report_result(db, *args)
         return pb.ReportResponse(outcome=OUTCOME_TO_PB[outcome], message=OUTCOME_MESSAGES[outcome])
 
     def ReportFailure(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -394,6 +424,8 @@ class GrpcServer(grpc.Server):
         event = self._server.stop(grace)
         if self._sweeper is not None:
             self._sweeper.join(timeout=5.0)
+        event.wait(5.0 if grace is None else grace + 1.0)  # calls waiting on a batch finish first
+        self.service.close()
         return event
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:

@@ -674,6 +674,11 @@ def _lease_pg(
         raise ValueError(f"agent {agent_id} is registered for device {row.registered!r}, not {device!r}")
     if row.expired:
         return _EXPIRED_FIRST
+    return leased_from_row(row, lease_id, expires, device)
+
+
+def leased_from_row(row: Any, lease_id: str, expires: datetime, device: str) -> LeasedJob | None:
+    """The job a PostgreSQL lease statement's row took (None: it took none)."""
     if row.id is None:
         return None
     return LeasedJob(
@@ -788,14 +793,7 @@ def report_result(
 ) -> ReportOutcome:
     """Record the job's measurement, exactly once (see the module docstring for the outcomes)."""
     now = _now(now)
-    if (
-        isinstance(latency_ms, bool)
-        or not isinstance(latency_ms, int | float)
-        or not (math.isfinite(latency_ms) and latency_ms > 0)
-    ):
-        raise ValueError(f"latency_ms must be a positive finite number, got {latency_ms!r}")
-    raw = _jsonable(list(raw_ms) if raw_ms is not None else None)
-    stats_json, versions_json = _jsonable(stats), _jsonable(versions)
+    latency_ms, stats_json, raw, versions_json = report_payload(latency_ms, stats, raw_ms, versions)
     if is_postgresql(session):
         outcome = _report_pg(
             session, job_id, lease_id, agent_id, float(latency_ms), stats_json, raw, versions_json, runtime,
@@ -848,6 +846,20 @@ def report_result(
     if not serialised:
         _complete_campaigns(session, [job.campaign_id], now)
     return ReportOutcome.ACCEPTED
+
+
+def report_payload(
+    latency_ms: float, stats: dict[str, Any] | None, raw_ms: Sequence[float] | None, versions: dict[str, Any] | None
+) -> tuple[float, Any, Any, Any]:
+    """A report's values checked and made plain JSON: ``(latency_ms, stats, raw_ms, versions)``."""
+    if (
+        isinstance(latency_ms, bool)
+        or not isinstance(latency_ms, int | float)
+        or not (math.isfinite(latency_ms) and latency_ms > 0)
+    ):
+        raise ValueError(f"latency_ms must be a positive finite number, got {latency_ms!r}")
+    raw = _jsonable(list(raw_ms) if raw_ms is not None else None)
+    return float(latency_ms), _jsonable(stats), raw, _jsonable(versions)
 
 
 def _report_pg(

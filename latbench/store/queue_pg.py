@@ -160,3 +160,146 @@ def report(conn: Connection, row: dict[str, Any]) -> int | None:
 
 def complete_campaign(conn: Connection, campaign_id: int, now: datetime) -> int:
     return int(conn.execute(_CAMPAIGN_DONE, {"p_campaign": campaign_id, "p_now": now}).rowcount or 0)
+
+
+# -- group commit: many callers' leases or reports in one statement (latbench.store.group_commit) -------
+# The same statements for a batch: the requests come in as parallel arrays (unnest ... WITH ORDINALITY
+# keeps their order), so a batch of any size is one round trip and one plan.
+
+# Agents that are not registered for the device drop out of ``req`` (the caller takes them the single
+# path, which says why); ``next`` takes up to one job per request, numbered in queue order, and request
+# k gets job k. A job can only be taken once: SKIP LOCKED, and the UPDATE re-checks nothing else.
+_LEASE_MANY = (
+    text(
+        """
+WITH req AS (
+    SELECT r.agent_id, r.lease_id, row_number() OVER (ORDER BY r.ord) AS rn
+    FROM unnest(CAST(:p_agents AS text[]), CAST(:p_lease_ids AS text[])) WITH ORDINALITY AS r(agent_id, lease_id, ord)
+    JOIN agents a ON a.id = r.agent_id JOIN devices d ON d.id = a.device_id
+    WHERE d.name = :p_device
+), dev AS (
+    SELECT id AS device_id FROM devices WHERE name = :p_device
+), expired AS (
+    SELECT EXISTS (
+        SELECT 1 FROM jobs
+        WHERE device_id = (SELECT device_id FROM dev) AND state = 'leased' AND lease_expires_at < :p_now
+    ) AS found
+), next AS (
+    SELECT s.id, row_number() OVER (ORDER BY s.queue_rank, s.id) AS rn
+    FROM (
+        SELECT id, queue_rank FROM jobs
+        WHERE device_id = (SELECT device_id FROM dev) AND state = 'queued' AND requirement = ANY(:p_caps)
+          AND NOT (SELECT found FROM expired)
+        ORDER BY queue_rank, id
+        LIMIT :p_n
+        FOR UPDATE SKIP LOCKED
+    ) AS s
+), taken AS (
+    UPDATE jobs SET state = 'leased', lease_id = req.lease_id, lease_owner = req.agent_id, leased_at = :p_now,
+                    lease_expires_at = :p_expires, attempts = jobs.attempts + 1, updated_at = :p_now
+    FROM next JOIN req ON req.rn = next.rn
+    WHERE jobs.id = next.id
+    RETURNING jobs.id, jobs.lease_id, jobs.campaign_id, jobs.arch_index, jobs.canonical_key, jobs.attempts,
+              jobs.max_attempts
+), started AS (
+    UPDATE campaigns SET state = 'running'
+    WHERE id IN (SELECT campaign_id FROM taken) AND state = 'queued'
+    RETURNING id
+), alive AS (
+    UPDATE agents SET last_heartbeat = :p_now, state = 'online'
+    WHERE id IN (SELECT agent_id FROM req)
+    RETURNING id
+)
+SELECT (SELECT found FROM expired) AS expired, req.lease_id AS request_lease_id,
+       t.id, t.campaign_id, t.arch_index, t.canonical_key, t.attempts, t.max_attempts,
+       c.runtime, c.precision, c.protocol
+FROM req
+LEFT JOIN taken AS t ON t.lease_id = req.lease_id
+LEFT JOIN campaigns AS c ON c.id = t.campaign_id
+"""
+    )
+    .bindparams(
+        bindparam("p_now", type_=UtcDateTime()),
+        bindparam("p_expires", type_=UtcDateTime()),
+        bindparam("p_device", type_=String()),
+        bindparam("p_n", type_=Integer()),
+    )
+    .columns(protocol=JSON(), id=Integer(), campaign_id=Integer())
+)
+
+# Every report whose lease still holds finishes its job and inserts its measurement; the others match
+# nothing (the caller takes them the single path, which says duplicate or stale). The caller never puts
+# one job twice in a batch: two rows of ``r`` for one job would insert two measurements.
+_REPORT_MANY = text(
+    """
+WITH r AS (
+    SELECT * FROM unnest(
+        CAST(:p_jobs AS integer[]), CAST(:p_lease_ids AS text[]), CAST(:p_agents AS text[]),
+        CAST(:p_latency AS double precision[]), CAST(:p_stats AS text[]), CAST(:p_raw AS text[]),
+        CAST(:p_versions AS text[]), CAST(:p_runtimes AS text[]), CAST(:p_precisions AS text[])
+    ) AS r(job_id, lease_id, agent_id, latency_ms, stats, raw_ms, versions, runtime, precision)
+), fin AS (
+    UPDATE jobs SET state = 'done', finished_at = :p_now, lease_expires_at = NULL, updated_at = :p_now
+    FROM r
+    WHERE jobs.id = r.job_id AND jobs.state = 'leased' AND jobs.lease_id = r.lease_id
+      AND jobs.lease_owner = r.agent_id AND jobs.lease_expires_at >= :p_now
+    RETURNING jobs.id, jobs.campaign_id, jobs.device_id, jobs.arch_index, jobs.canonical_key
+), ins AS (
+    INSERT INTO measurements (device_id, arch_index, canonical_key, latency_ms, stats, raw_ms, runtime,
+                              precision, versions, agent_id, job_id, lease_id, campaign_id, provenance,
+                              measured_at)
+    SELECT fin.device_id, fin.arch_index, fin.canonical_key, r.latency_ms, CAST(r.stats AS json),
+           CAST(r.raw_ms AS json), COALESCE(NULLIF(r.runtime, ''), c.runtime),
+           COALESCE(NULLIF(r.precision, ''), c.precision), CAST(r.versions AS json), r.agent_id, r.job_id,
+           r.lease_id, fin.campaign_id, :p_provenance, :p_now
+    FROM fin JOIN r ON r.job_id = fin.id JOIN campaigns AS c ON c.id = fin.campaign_id
+    RETURNING job_id, campaign_id
+)
+SELECT job_id, campaign_id FROM ins
+"""
+).bindparams(bindparam("p_now", type_=UtcDateTime()), bindparam("p_provenance", type_=String()))
+
+
+def lease_many(
+    conn: Connection,
+    device: str,
+    caps: list[str],
+    requests: list[tuple[str, str]],
+    now: datetime,
+    expires: datetime,
+) -> list[Any]:
+    """Lease for many ``(agent_id, lease_id)`` requests of one device and capability set at once.
+
+    One row per request whose agent is registered for ``device``: ``expired`` (the device has an expired
+    lease: nothing was taken), ``request_lease_id``, then the job taken for it, if any (``id`` None)."""
+    params = {
+        "p_agents": [agent for agent, _ in requests],
+        "p_lease_ids": [lease_id for _, lease_id in requests],
+        "p_device": device,
+        "p_caps": caps,
+        "p_n": len(requests),
+        "p_now": now,
+        "p_expires": expires,
+    }
+    return list(conn.execute(_LEASE_MANY, params))
+
+
+def report_many(conn: Connection, reports: list[dict[str, Any]], provenance: str, now: datetime) -> dict[int, int]:
+    """Finish and record many reports at once (no job twice); ``{job_id: campaign_id}`` of those recorded.
+
+    Each report: ``job_id, lease_id, agent_id, latency_ms`` and ``stats, raw_ms, versions`` as JSON text,
+    ``runtime, precision`` ('' for the campaign's)."""
+    params = {
+        "p_jobs": [r["job_id"] for r in reports],
+        "p_lease_ids": [r["lease_id"] for r in reports],
+        "p_agents": [r["agent_id"] for r in reports],
+        "p_latency": [r["latency_ms"] for r in reports],
+        "p_stats": [r["stats"] for r in reports],
+        "p_raw": [r["raw_ms"] for r in reports],
+        "p_versions": [r["versions"] for r in reports],
+        "p_runtimes": [r["runtime"] for r in reports],
+        "p_precisions": [r["precision"] for r in reports],
+        "p_provenance": provenance,
+        "p_now": now,
+    }
+    return {int(job): int(campaign) for job, campaign in conn.execute(_REPORT_MANY, params)}

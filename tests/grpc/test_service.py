@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from eagle_agent.proto.eagle.v1 import agent_pb2 as pb
-from eagle_server.grpc_service import AgentServiceSettings, GrpcServer
+from eagle_server.grpc_service import AgentService, AgentServiceSettings, GrpcServer
 from latbench.nb201 import Arch
 from latbench.store.models import Agent, Device, Measurement
 from latbench.store.tokens import create_agent_token, revoke_token
@@ -287,3 +287,18 @@ def test_register_creates_a_new_device_with_its_facts(factory: sessionmaker[Sess
         assert row is not None and row.device_id == device.id
         assert row.capabilities == ["tf:fp32"] and row.backend_check["ok"] is True
     assert device.hardware == "test cpu" and device.host["backend"] == "debug"
+
+
+def test_group_commit_runs_on_postgresql_and_can_be_turned_off(
+    factory: sessionmaker[Session], raw: RawAgent, server: GrpcServer
+) -> None:
+    postgresql = factory.kw["bind"].dialect.name == "postgresql"
+    assert (server.service.group is not None) == postgresql
+    submit(factory, [0, 1])
+    job = raw.lease().job
+    assert raw.result(job).outcome == pb.REPORT_OUTCOME_ACCEPTED
+    if postgresql:  # the lease and the report went through the batches
+        assert server.service.group.leases.requests >= 1 and server.service.group.reports.requests == 1
+    off = AgentService(factory, AgentServiceSettings(group_commit=False))
+    assert off.group is None
+    off.close()
