@@ -488,6 +488,8 @@ def write_markdown(path: Path, report: dict[str, Any]) -> None:
                 f"- {db}: {g['median_jobs_per_s'] / b['median_jobs_per_s']:.2f}x the jobs/s ({g['configuration']}), "
                 f"server CPU per job {b['median_server_cpu_ms_per_job']} -> {g['median_server_cpu_ms_per_job']} ms"
             )
+    if report.get("note"):
+        lines += ["", report["note"]]
     lines += [
         "",
         "## Every run",
@@ -560,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="runs of each configuration (interleaved)")
     p.add_argument("--previous", help="an earlier result JSON whose figures to keep in this report")
     p.add_argument("--pg-admin", default=os.environ.get("EAGLE_TEST_PG_ADMIN", PG_ADMIN_DEFAULT))
+    p.add_argument("--note", help="a sentence for the report (what the baseline is, what changed)")
     p.add_argument("--out-name", default="queue_throughput", help="results file stem (or path without suffix)")
     args = p.parse_args(argv)
     if args.jobs < 1 or args.agents < 1 or args.client_procs < 1:
@@ -593,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeat": args.repeat,
         },
         "command": _command(argv),
+        "note": args.note,
         "target": {"postgresql_jobs_per_s": TARGET_JOBS_S, "lost": 0, "duplicated": 0},
         "summary": summary(runs),
         "runs": runs,
