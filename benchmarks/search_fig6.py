@@ -17,6 +17,9 @@ Parts:
 * ``tuned`` (not in the default run) — BRP-NAS with the configuration ``search_brp_sweep.py`` picked
   on separate tuning seeds (``search.runner.TUNED_BRP``: K=40, I=4, α=0.5, soft pair targets at
   temperature 1) in both settings.
+* ``refit`` (not in the default run) — ``brp_refit``: an improved BRP-NAS, not the paper's Algorithm 1:
+  the configuration ``search_brp_sweep.py`` picked on tuning seeds among variants that retrain the
+  relation predictor every few models of the final phase (``search.runner.REFIT_BRP``).
 * ``s3`` — Fig. S3: oracle NAS on the desktop GPU for limits 1-7 ms (0.1 ms steps) with the GCN,
   layer-wise and FLOPs predictors: false positives/negatives, missed and over-claimed accuracy.
 
@@ -42,6 +45,7 @@ and a rerun continues from there. ``--summary`` (also run at the end) writes ``s
 
     nice -n 10 python benchmarks/search_fig6.py               # everything (50 runs per arm)
     nice -n 10 python benchmarks/search_fig6.py --parts tuned # + the tuned BRP-NAS arms
+    nice -n 19 python benchmarks/search_fig6.py --parts refit # + the refitting BRP-NAS arm
     python benchmarks/search_fig6.py --runs 3 --out /tmp/s6   # a quick check elsewhere
     python benchmarks/search_fig6.py --summary                # re-aggregate what exists
 """
@@ -67,7 +71,7 @@ from search.oracle_nas import limits_range, oracle_nas, summarize
 from search.problem import Problem, SearchResult
 from search.reinforce import Controller
 from search.relation import RelationModel
-from search.runner import TUNED_BRP, SearchOptions, make_relation_model, run_search
+from search.runner import REFIT_BRP, TUNED_BRP, SearchOptions, make_relation_model, run_search
 from search.space import nb201_space
 
 RESULTS = Path(__file__).resolve().parent / "results" / "search"
@@ -81,6 +85,7 @@ ARMS: dict[str, dict[str, tuple[str, str | None, dict[str, Any]]]] = {
     "free": {
         "brp": ("brp", None, {}),
         "brp_tuned": ("brp", None, TUNED_BRP),
+        "brp_refit": ("brp", None, REFIT_BRP),
         "ae": ("ae", None, {}),
         "reinforce": ("reinforce", None, {}),
         "random": ("random", None, {}),
@@ -92,7 +97,10 @@ ARMS: dict[str, dict[str, tuple[str, str | None, dict[str, Any]]]] = {
         "ae_measured": ("ae", "measured", {}),
     },
 }
-TUNED_ARMS = ("brp_tuned", "brp_gcn_tuned")  # only with --parts tuned (not in the 30-minute default run)
+# Arms outside the 30-minute default run, by the part that runs them (--parts tuned / refit).
+EXTRA_PARTS: dict[str, tuple[str, ...]] = {"tuned": ("brp_tuned", "brp_gcn_tuned"), "refit": ("brp_refit",)}
+TUNED_ARMS = EXTRA_PARTS["tuned"]
+EXTRA_ARMS = {arm: part for part, arms in EXTRA_PARTS.items() for arm in arms}
 SETTING_SEED = {"free": 0, "gpu5ms": 1}
 # Run r of an arm uses seed 10_000·setting + 1_000·ARM_SEED[arm] + r: no two runs anywhere share a seed
 # (the BRP-NAS sweep uses 500_000 + r).
@@ -101,6 +109,7 @@ ARM_SEED = {
     "brp_gcn": 0,
     "brp_tuned": 1,
     "brp_gcn_tuned": 1,
+    "brp_refit": 5,
     "ae": 2,
     "ae_layerwise": 2,
     "reinforce": 3,
@@ -109,12 +118,24 @@ ARM_SEED = {
 }
 # setting -> (BRP-NAS arm, reference arm) pairs compared
 REFERENCE = {
-    "free": [("brp", "ae"), ("brp_tuned", "ae")],
+    "free": [("brp", "ae"), ("brp_tuned", "ae"), ("brp_refit", "ae")],
     "gpu5ms": [("brp_gcn", "ae_measured"), ("brp_gcn", "ae_layerwise"), ("brp_gcn_tuned", "ae_measured")],
 }
 # what the summary shows of each arm's SearchOptions
 SHOWN = {
-    "brp": ("budget", "iterations", "alpha", "relation", "hidden", "steps", "ensemble", "target", "temperature"),
+    "brp": (
+        "budget",
+        "iterations",
+        "alpha",
+        "relation",
+        "hidden",
+        "steps",
+        "ensemble",
+        "target",
+        "temperature",
+        "refit_every",
+        "refit_until",
+    ),
     "ae": ("population", "sample"),
     "reinforce": (),
     "random": (),
@@ -247,16 +268,16 @@ def run_seed(setting: str, arm: str, run: int) -> int:
 
 
 def run_arms(
-    out: Path, settings: list[str], runs: int, total: int, options: argparse.Namespace, tuned: bool = False
+    out: Path, settings: list[str], runs: int, total: int, options: argparse.Namespace, part: str | None = None
 ) -> None:
-    """Run the default arms of ``settings`` (or, with ``tuned``, only the tuned BRP-NAS arms)."""
+    """Run the default arms of ``settings`` (or, with ``part``, only that extra part's arms)."""
     only = None if getattr(options, "arms", None) is None else set(options.arms.split(","))
     preds = train_predictors(out, epochs=options.gcn_epochs) if "gpu5ms" in settings else None
     relations: dict[tuple[Any, ...], RelationModel] = {}  # one compiled predictor per configuration
     controller: Controller | None = None
     for setting in settings:
         for arm, (algo, source, overrides) in ARMS[setting].items():
-            if (arm in TUNED_ARMS) != tuned or (only is not None and arm not in only):
+            if EXTRA_ARMS.get(arm) != part or (only is not None and arm not in only):
                 continue
             path = unit_file(out, setting, arm)
             done = len(read_units(path))
@@ -267,6 +288,7 @@ def run_arms(
             relation = None
             if algo == "brp":
                 key = (opts.hidden, opts.steps, opts.learning_rate, opts.target, opts.temperature, opts.ensemble)
+                # (refit_every / refit_until change the search, not the predictor: same compiled model)
                 relation = relations.get(key) or relations.setdefault(key, make_relation_model(opts))
             if algo == "reinforce" and controller is None:
                 controller = Controller()
@@ -321,8 +343,8 @@ def optimum(setting: str) -> float:
 
 
 def default_minutes(timing: dict[str, float]) -> float:
-    """Minutes of the parts in the default run (the tuned arms are extra)."""
-    return sum(v for k, v in timing.items() if k != "tuned") / 60
+    """Minutes of the parts in the default run (the tuned and refit arms are extra)."""
+    return sum(v for k, v in timing.items() if k not in EXTRA_PARTS) / 60
 
 
 def timing_path(out: Path) -> Path:
@@ -399,7 +421,7 @@ def summarise(out: Path) -> dict[str, Any]:
                     m: {"mean": rnd(stats[arm][m]["mean"][99]), "target": TARGET_AT_100, "optimum": OPTIMUM}
                     for m in METRICS
                 }
-                for arm in ("brp", "brp_tuned")
+                for arm in ("brp", "brp_tuned", "brp_refit")
                 if arm in stats and stats[arm][MAX_TEST]["mean"].size >= 100
             }
         summary["settings"][setting] = block
@@ -454,7 +476,9 @@ def render_md(summary: dict[str, Any]) -> str:
         "(cache mode everywhere: each distinct trained model costs one, none is ever paid for or re-drawn "
         "twice; AE and REINFORCE get re-visited models from the cache for free). Seeds: no two runs share "
         "one (column `seeds`). `brp`/`brp_gcn`: the paper's K=100, I=5, α=0.5, hard targets (the defaults); "
-        "`*_tuned`: the configuration picked on separate tuning seeds before these runs (`brp_sweep.md`). "
+        "`*_tuned`: the configuration picked on separate tuning seeds before these runs (`brp_sweep.md`); "
+        "`brp_refit`: not the paper's Algorithm 1 — the predictor is also retrained every few models of the "
+        "final phase (configuration picked on the tuning seeds, `brp_sweep.md`, round 3). "
         "`s/run` is wall time on 2 CPU cores shared with other jobs; `CPU s` is this "
         "process's CPU time per run, `load` the 1-minute load average when the run ended.",
         "",
@@ -620,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arms", help="comma list: run only these arms of the chosen parts (default: all)")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = set(parts) - {"predictors", "free", "gpu5ms", "s3", "tuned"}
+    unknown = set(parts) - {"predictors", "free", "gpu5ms", "s3", *EXTRA_PARTS}
     if unknown:
         parser.error(f"unknown part(s) {sorted(unknown)}")
     if not args.summary:
@@ -634,10 +658,12 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 run_arms(args.out, [setting], args.runs, args.total, args)
                 add_timing(args.out, setting, time.perf_counter() - start)
-        if "tuned" in parts:
-            start = time.perf_counter()
-            run_arms(args.out, list(ARMS), args.runs, args.total, args, tuned=True)
-            add_timing(args.out, "tuned", time.perf_counter() - start)
+        for part in EXTRA_PARTS:
+            if part in parts:
+                start = time.perf_counter()
+                settings = [s for s, arms in ARMS.items() if any(EXTRA_ARMS.get(a) == part for a in arms)]
+                run_arms(args.out, settings, args.runs, args.total, args, part=part)
+                add_timing(args.out, part, time.perf_counter() - start)
     start = time.perf_counter()
     summary = write_summary(args.out)
     print(render_md(summary))

@@ -72,6 +72,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=d["temperature"],
         help="soft-target temperature in accuracy points (default: min-max normalised accuracies)",
     )
+    p.add_argument(
+        "--refit-every",
+        type=int,
+        default=d["refit_every"],
+        metavar="N",
+        help="BRP-NAS, not in the paper: retrain the predictor after every N models of the final phase (0: never)",
+    )
+    p.add_argument(
+        "--refit-until",
+        type=int,
+        default=d["refit_until"],
+        metavar="T",
+        help="with --refit-every: stop refitting once T models are trained (default: all M)",
+    )
     p.add_argument("--transfer", action="store_true", help="BRP-NAS: start the predictor from --predictor's trunk")
     p.add_argument("--server", metavar="URL", help="filter with the server's predictions (POST URL/v1/predict)")
     p.add_argument("--predictor", metavar="DIR", help="filter with a saved latency predictor (in process)")
@@ -163,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
             target=args.target,
             temperature=args.temperature,
             ensemble=args.ensemble,
+            refit_every=args.refit_every,
+            refit_until=args.refit_until,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from None

@@ -27,6 +27,17 @@ PAPER_BRP: dict[str, Any] = {"budget": 100, "iterations": 5, "alpha": 0.5, "targ
 # benchmark's own seeds it beat the paper's only up to ~50 trained models (results/search/search_fig6.md),
 # so it is an option, not the default.
 TUNED_BRP: dict[str, Any] = {"budget": 40, "iterations": 4, "alpha": 0.5, "target": "soft", "temperature": 1.0}
+# Not the paper's Algorithm 1: the predictor is also retrained every few models of the final phase
+# (search.brp, refit_every). Picked among round 3 of benchmarks/search_brp_sweep.py on tuning seeds.
+REFIT_BRP: dict[str, Any] = {
+    "budget": 20,
+    "iterations": 2,
+    "alpha": 0.5,
+    "target": "soft",
+    "temperature": 1.0,
+    "refit_every": 3,
+    "refit_until": 100,
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,8 @@ class SearchOptions:
     target: str = "hard"  # pair targets: "hard" = 0/1; "soft" = sigmoid(accuracy difference / temperature)
     temperature: float | None = None  # accuracy points; None with "soft": min-max normalised accuracies
     ensemble: int = 1  # GCN relation predictor: members trained together, ranked by their mean logit
+    refit_every: int = 0  # BRP-NAS final phase: retrain the predictor after every this many models (0: never)
+    refit_until: int | None = None  # ... until this many models are trained (None: all M)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -59,6 +72,8 @@ class SearchOptions:
             raise ValueError(f"the predictor ensemble needs >= 1 member, got {self.ensemble}")
         if self.temperature is not None and not self.temperature > 0:
             raise ValueError(f"the pair-target temperature must be > 0, got {self.temperature}")
+        if self.refit_every < 0:
+            raise ValueError(f"refit_every must be >= 0, got {self.refit_every}")
         if self.total < 1:
             raise ValueError(f"--total must be >= 1, got {self.total}")
         if self.algorithm == "brp" and not 1 <= self.iterations <= self.budget <= self.total:
@@ -114,6 +129,8 @@ def run_search(
             budget=options.budget,
             iterations=options.iterations,
             alpha=options.alpha,
+            refit_every=options.refit_every,
+            refit_until=options.refit_until,
         )
         # what the predictor was (a model passed in is described by its own settings where it has them)
         result.info["relation"] = {

@@ -111,3 +111,21 @@ def test_deterministic_and_budget_checked(problem: Problem, scores: np.ndarray) 
         brp_nas(problem, 10, ScoreRelationModel(scores), budget=20)
     with pytest.raises(ValueError, match="alpha"):
         brp_nas(problem, 30, ScoreRelationModel(scores), budget=20, iterations=2, alpha=1.5)
+
+
+def test_refit_during_final_phase(problem: Problem, scores: np.ndarray) -> None:
+    """With refit_every, the final phase retrains the predictor every few models until refit_until."""
+    model = ScoreRelationModel(scores, noise=1.0)
+    result = brp_nas(problem, 70, model, seed=2, budget=20, iterations=2, refit_every=8, refit_until=50)
+    assert model.fits == [10, 20, 28, 36, 44, 50]  # the last block is cut at refit_until
+    phases = [e.phase for e in result.trace]
+    assert phases[20:50] == ["brp:refit"] * 30 and phases[50:] == ["brp:final"] * 20
+    assert result.info["refits"] == 4
+    assert len({e.index for e in result.trace}) == 70  # never a model twice
+    # Without the option the run is Algorithm 1: the same first 20 models, then the ranking in order.
+    plain_model = ScoreRelationModel(scores, noise=1.0)
+    plain = brp_nas(problem, 70, plain_model, seed=2, budget=20, iterations=2)
+    assert plain_model.fits == [10, 20] and "refits" not in plain.info
+    assert [e.index for e in plain.trace[:20]] == [e.index for e in result.trace[:20]]
+    with pytest.raises(ValueError, match="refit_every"):
+        brp_nas(problem, 70, ScoreRelationModel(scores), budget=20, iterations=2, refit_every=-1)

@@ -14,7 +14,7 @@ import pytest
 
 from search.problem import Problem
 from search.relation import OneHotRelationModel
-from search.runner import PAPER_BRP, TUNED_BRP, SearchOptions, make_relation_model, run_search
+from search.runner import PAPER_BRP, REFIT_BRP, TUNED_BRP, SearchOptions, make_relation_model, run_search
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -95,3 +95,18 @@ def test_pair_target_info_in_the_cli_output(capsys: pytest.CaptureFixture[str]) 
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0 and out["info"]["relation"]["target"] == "hard"
     assert np.isfinite(out["selected"]["test_acc"])
+
+
+def test_refit_options_reach_the_search(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from latbench.cli import main
+
+    argv = ["search", "--algo", "brp", "--relation", "onehot", "--budget", "20", "--iterations", "2", "--total", "40"]
+    assert main([*argv, "--seed", "1", "--refit-every", "5", "--refit-until", "30", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["trained"] == 40 and out["info"]["refits"] == 2  # models 21-25 and 26-30
+    refit = SearchOptions("brp", 300, **REFIT_BRP)
+    assert refit.refit_every > 0 and SearchOptions("brp", 300).refit_every == 0  # the default never refits
+    with pytest.raises(ValueError, match="refit_every"):
+        SearchOptions("brp", 300, refit_every=-1)
