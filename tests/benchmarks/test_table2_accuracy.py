@@ -57,3 +57,21 @@ def test_tiny_run_writes_units_and_summary(tmp_path: Path) -> None:
     stamp = {p: p.stat().st_mtime_ns for p in units}
     bench.run(paths, ["paper"], [20], ["standard"], [0], **kwargs)
     assert {p: p.stat().st_mtime_ns for p in units} == stamp
+
+
+def test_structural_variant_units_and_summary(tmp_path: Path) -> None:
+    paths = bench.Paths(tmp_path)
+    # Default inits are ignored for the structural variant (no GCN, no sources trained).
+    summary = bench.run(paths, ["structural"], [30], list(bench.INITS), [0, 1], GCNConfig(layers=1, hidden=4))
+    assert sorted(p.name for p in paths.units.glob("*.json")) == [
+        "structural_none_30_0.json",
+        "structural_none_30_1.json",
+    ]
+    assert not paths.sources.exists()
+    unit = json.loads(paths.unit("structural", "none", 30, 0).read_text())
+    assert unit["n_test"] == 15284 - 30 and unit["members"] == 4
+    assert unit["within_1pct"] <= unit["within_5pct"] <= unit["within_10pct"]
+    assert unit["spearman"] > 0.5  # 30 models already rank the rest far better than chance
+    cell = summary["variants"]["structural"]["sizes"]["30"]["none"]
+    assert cell["seeds"] == [0, 1] and cell["within_5pct"]["n"] == 2
+    assert "(not in the paper)" in (tmp_path / "table2.md").read_text()
