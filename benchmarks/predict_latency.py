@@ -48,6 +48,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from latbench.graph import group_medians
+
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 DEVICE = "desktop_gpu_gtx_1080ti_fp32"
@@ -265,10 +267,7 @@ def _ceiling(y: np.ndarray, keys: np.ndarray, tolerance: float) -> float:
     """LatBench's noise floor: % of measured models within ±tolerance of their identical-graph group's median."""
     idx = np.flatnonzero(np.isfinite(y))
     _, group = np.unique(keys[idx], return_inverse=True)
-    order = np.argsort(group, kind="stable")
-    medians = np.array(
-        [np.median(chunk) for chunk in np.split(y[idx][order], np.flatnonzero(np.diff(group[order])) + 1)]
-    )
+    medians = group_medians(y[idx], group)
     return float(100.0 * np.mean(np.abs(y[idx] / medians[group] - 1.0) <= tolerance + 1e-12))
 
 

@@ -46,7 +46,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from latbench.data import PAPER_DEVICES, load_latency
-from latbench.graph import encode_all_nb201, nb201_cell
+from latbench.graph import encode_all_nb201, group_medians, nb201_cell
 from latbench.nb201 import all_archs
 from predictors import metrics
 from predictors.baselines import FlopsPredictor, LayerwisePredictor
@@ -116,10 +116,7 @@ def ceiling(y: np.ndarray) -> dict[str, Any]:
     idx = np.flatnonzero(np.isfinite(y))
     keys = canonical_keys()[idx]
     _, group, sizes = np.unique(keys, return_inverse=True, return_counts=True)
-    medians = np.zeros(sizes.size)
-    for g in range(sizes.size):
-        medians[g] = np.median(y[idx][group == g])
-    ref = medians[group]
+    ref = group_medians(y[idx], group, sizes.size)[group]
     out: dict[str, Any] = metrics.within_shares(ref, y[idx], TOLERANCES)
     out.update(
         models=int(idx.size),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -284,3 +285,31 @@ def _canonical_form(cell: CellGraph) -> str:
             best = text
     assert best is not None
     return best
+
+
+def group_medians(values: np.ndarray, groups: np.ndarray, n_groups: int | None = None) -> np.ndarray:
+    """Median of ``values`` over each group, NaNs left out: LatBench's identical-graph groups.
+
+    ``values``: (N,) or (N, D); ``groups``: (N,) labels in [0, n_groups) (e.g. ``np.unique(...,
+    return_inverse=True)`` of canonical keys). Returns (n_groups,) or (n_groups, D), NaN where a group
+    has no value (no member, or only NaNs in that column).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    groups = np.asarray(groups, dtype=np.int64)
+    if groups.ndim != 1 or values.shape[:1] != groups.shape:
+        raise ValueError(f"values {values.shape} and groups {groups.shape} must have the same first dimension")
+    if groups.size and groups.min() < 0:
+        raise ValueError("group labels must be >= 0")
+    if n_groups is None:
+        n_groups = int(groups.max()) + 1 if groups.size else 0
+    out = np.full((n_groups, *values.shape[1:]), np.nan)
+    if not groups.size:
+        return out
+    order = np.argsort(groups, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, groups[order][1:] != groups[order][:-1], True])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a group with no value: stays NaN
+        for start, stop in itertools.pairwise(bounds):
+            members = order[start:stop]
+            out[groups[members[0]]] = np.nanmedian(values[members], axis=0)
+    return out

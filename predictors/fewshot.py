@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from latbench import nb201
+from latbench.graph import group_medians
 
 FEW_SHOT_FILE = "fewshot.json"
 REFERENCE_FILE = "reference.npz"
@@ -95,13 +96,7 @@ class ReferenceTable:
             keep = np.isfinite(ms) & (ms > 0)
             if not keep.any():
                 continue
-            indices, logs = indices[keep], np.log(ms[keep])
-            medians = np.full(group.max() + 1, np.nan)
-            g = group[indices]
-            order = np.argsort(g, kind="stable")
-            starts = np.r_[0, np.flatnonzero(np.diff(g[order])) + 1]
-            for chunk_start, chunk in zip(starts, np.split(logs[order], starts[1:]), strict=True):
-                medians[g[order][chunk_start]] = np.median(chunk)
+            medians = group_medians(np.log(ms[keep]), group[indices[keep]], int(group.max()) + 1)
             devices.append(device)
             rows.append(medians[group])
         table = np.stack(rows) if rows else np.zeros((0, nb201.NUM_ARCHS))

@@ -17,11 +17,9 @@ masked out of the loss.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -30,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from latbench.graph import group_medians
 from predictors.gcn import BatchRunner, GCNConfig, build_gcn, check_encoding, seed_everything, trunk_of, unique_graphs
 from predictors.latency import LatencyPredictor
 from predictors.regressor import FitReport, TargetTransform, TrainConfig
@@ -71,15 +70,7 @@ def group_targets(
     if lat.ndim != 2 or lat.shape[0] != adjacency.shape[0]:
         raise ValueError(f"latencies must have shape ({adjacency.shape[0]}, devices), got {lat.shape}")
     adj_u, feat_u, inverse = unique_graphs(np.asarray(adjacency, np.float32), np.asarray(features, np.float32))
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.flatnonzero(np.r_[True, inverse[order][1:] != inverse[order][:-1], True])
-    medians = np.full((adj_u.shape[0], lat.shape[1]), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN group on a device: stays NaN
-        for start, stop in itertools.pairwise(bounds):
-            members = order[start:stop]
-            medians[inverse[members[0]]] = np.nanmedian(lat[members], axis=0)
-    return adj_u, feat_u, medians
+    return adj_u, feat_u, group_medians(lat, inverse, adj_u.shape[0])
 
 
 class MultiDeviceGCN:
