@@ -223,7 +223,7 @@ class EagleServer:
         self.api_key, self.api_key_source = resolve_api_key(s)
         settings = Settings(**{**s.model_dump(), "api_key": self.api_key})
         sock = bind_socket(s.http_host, s.http_port)
-        service = AgentServiceSettings(lease_s=s.lease_s, heartbeat_s=s.heartbeat_s)
+        service = AgentServiceSettings(lease_s=s.lease_s, heartbeat_s=s.heartbeat_s, group_commit=s.group_commit)
         workers = s.grpc_workers or default_workers(url)
         try:
             if workers == 1:

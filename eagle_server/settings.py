@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     )
     lease_s: float = Field(default=120.0, gt=0, description="a job's lease; an agent heartbeats to extend it")
     heartbeat_s: float = Field(default=15.0, gt=0)
+    group_commit: bool = Field(
+        default=True,
+        description="PostgreSQL: the agents' leases (and reports) that arrive together run as one statement "
+        "(benchmarks/queue_throughput.py: 2x the jobs/s); off: one statement per call",
+    )
     max_attempts: int = Field(default=3, ge=1, description="leases a job gets before it fails for good")
     import_latbench_on_start: bool = Field(
         default=True, description="load the shipped LatBench 2020 release into an empty store"
