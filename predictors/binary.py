@@ -22,7 +22,6 @@ Saved form: ``config.json`` + ``model.weights.h5`` (no pickles), like the regres
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -34,8 +33,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from predictors.artifact import WEIGHTS_FILE, read_artifact, write_artifact
 from predictors.gcn import BatchRunner, GCNConfig, build_trunk, check_encoding, seed_everything, unique_graphs
-from predictors.regressor import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, FitReport, GCNRegressor
+from predictors.regressor import FORMAT_VERSION, FitReport, GCNRegressor
 
 KIND = "binary_relation"
 ProgressFn = Callable[[int, int, dict[str, float]], None]
@@ -252,21 +252,12 @@ class BinaryRelationPredictor:
     def save(self, directory: str | Path) -> Path:
         if self.model is None:
             raise ValueError("nothing to save: the predictor is not trained")
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT_VERSION, "kind": KIND, "gcn": self.gcn.to_dict(), "train": asdict(self.train)}
-        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
-        self.model.save_weights(path / WEIGHTS_FILE)
-        return path
+        return write_artifact(directory, meta, self.model)
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
-        path = Path(directory)
-        if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
-            raise FileNotFoundError(f"{path} is not a saved predictor (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
-        meta = json.loads((path / CONFIG_FILE).read_text())
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{path / CONFIG_FILE} holds a {meta.get('kind')!r} predictor, not {KIND!r}")
+        path, meta = read_artifact(directory, KIND)
         obj = cls(GCNConfig.from_dict(meta["gcn"]), BinaryTrainConfig.from_dict(meta["train"]))
         obj.model = build_binary(obj.gcn)
         obj.model.load_weights(path / WEIGHTS_FILE)

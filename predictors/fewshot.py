@@ -17,7 +17,6 @@ cell drawn at random from each of ``count`` equally populated strata of cells (n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -28,6 +27,7 @@ import numpy as np
 
 from latbench import nb201
 from latbench.graph import group_medians
+from predictors.artifact import read_artifact, write_artifact
 
 FEW_SHOT_FILE = "fewshot.json"
 REFERENCE_FILE = "reference.npz"
@@ -243,17 +243,15 @@ class FewShotPredictor:
             "ridge": asdict(self.ridge),
             "fit": self.fit_info,
         }
-        (path / FEW_SHOT_FILE).write_text(json.dumps(meta, indent=2))
-        return path
+        return write_artifact(path, meta, config_file=FEW_SHOT_FILE)
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
         from predictors.latency import LatencyPredictor
 
-        path = Path(directory)
-        meta = json.loads((path / FEW_SHOT_FILE).read_text())
-        if meta.get("format") not in (1, FEW_SHOT_FORMAT) or meta.get("kind") != cls.kind:
-            raise ValueError(f"{path / FEW_SHOT_FILE}: not a few-shot latency predictor of format {FEW_SHOT_FORMAT}")
+        path, meta = read_artifact(
+            directory, cls.kind, "few-shot predictor", (1, FEW_SHOT_FORMAT), config_file=FEW_SHOT_FILE, weights=False
+        )
         reference = ReferenceTable.load(path / REFERENCE_FILE) if meta.get("reference") is not None else None
         obj = cls({name: LatencyPredictor.load(path / "bases" / name) for name in meta["bases"]}, reference)
         obj.ridge = RidgeMap(**meta["ridge"])

@@ -17,7 +17,6 @@ masked out of the loss.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -29,12 +28,11 @@ import numpy as np
 import tensorflow as tf
 
 from latbench.graph import group_medians
+from predictors.artifact import WEIGHTS_FILE, read_artifact, write_artifact
 from predictors.gcn import BatchRunner, GCNConfig, build_gcn, check_encoding, seed_everything, trunk_of, unique_graphs
 from predictors.latency import LatencyPredictor
 from predictors.regressor import FitReport, TargetTransform, TrainConfig
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.weights.h5"
 KIND = "multidevice_latency"
 
 
@@ -136,8 +134,6 @@ class MultiDeviceGCN:
     def save(self, directory: str | Path) -> Path:
         if self.model is None:
             raise ValueError("nothing to save: the multi-device GCN is not trained")
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
         meta = {
             "kind": KIND,
             "devices": self.devices,
@@ -147,18 +143,11 @@ class MultiDeviceGCN:
             "std": self.std.tolist(),
             "report": None if self.report is None else {**self.report.to_dict(), "history": {}},
         }
-        self.model.save_weights(path / WEIGHTS_FILE)
-        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))  # written last: marks a complete save
-        return path
+        return write_artifact(directory, meta, self.model)
 
     @classmethod
     def load(cls, directory: str | Path) -> MultiDeviceGCN:
-        path = Path(directory)
-        if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
-            raise FileNotFoundError(f"{path} is not a saved multi-device GCN (needs {CONFIG_FILE}, {WEIGHTS_FILE})")
-        meta = json.loads((path / CONFIG_FILE).read_text())
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{path / CONFIG_FILE} holds a {meta.get('kind')!r}, not a {KIND!r}")
+        path, meta = read_artifact(directory, KIND, what="multi-device GCN")
         obj = cls(meta["devices"], GCNConfig.from_dict(meta["gcn"]), PretrainConfig(**meta["config"]))
         obj.mean, obj.std = np.asarray(meta["mean"]), np.asarray(meta["std"])
         obj.model = build_gcn(obj.gcn, name="multidevice_gcn")

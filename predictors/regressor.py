@@ -10,7 +10,6 @@ config and loads the weights: no pickles, no Python code in the artifact.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -22,10 +21,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from predictors.artifact import WEIGHTS_FILE, read_artifact, write_artifact
 from predictors.gcn import BatchRunner, GCNConfig, build_gcn, check_encoding, seed_everything, trunk_of, unique_graphs
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.weights.h5"
 FORMAT_VERSION = 1
 
 # progress(epoch (1-based), max_epochs, logs such as {"loss": .., "val_loss": .., "learning_rate": ..})
@@ -226,8 +224,6 @@ class GCNRegressor:
     def save(self, directory: str | Path) -> Path:
         if self.model is None:
             raise ValueError("nothing to save: the predictor is not trained")
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
         meta = {
             "format": FORMAT_VERSION,
             "kind": self.kind,
@@ -239,21 +235,11 @@ class GCNRegressor:
             else {k: v for k, v in self.report.to_dict().items() if k != "history"},
             "extra": self._extra_state(),
         }
-        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
-        self.model.save_weights(path / WEIGHTS_FILE)
-        return path
+        return write_artifact(directory, meta, self.model)
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
-        path = Path(directory)
-        config_path = path / CONFIG_FILE
-        if not config_path.is_file() or not (path / WEIGHTS_FILE).is_file():
-            raise FileNotFoundError(f"{path} is not a saved predictor (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
-        meta = json.loads(config_path.read_text())
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{config_path}: unsupported format {meta.get('format')!r} (expected {FORMAT_VERSION})")
-        if meta.get("kind") != cls.kind:
-            raise ValueError(f"{config_path} holds a {meta.get('kind')!r} predictor, not {cls.kind!r}")
+        path, meta = read_artifact(directory, cls.kind, formats=(FORMAT_VERSION,))
         obj = cls(GCNConfig.from_dict(meta["gcn"]), TrainConfig.from_dict(meta["train"]))
         obj.transform = TargetTransform(**meta["target"])
         obj.model = build_gcn(obj.gcn)
