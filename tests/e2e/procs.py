@@ -27,7 +27,6 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from latbench.store.archs import architecture_rows
 from latbench.store.db import make_engine, session_factory
 from latbench.store.models import Campaign, Job, Measurement
 
@@ -47,17 +46,6 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, every_s:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(every_s)
-
-
-def distinct_valid(n: int, skip: int = 0) -> list[int]:
-    """``n`` valid NB201 indices whose pruned graphs all differ (so dedupe keeps every one)."""
-    seen: set[str] = set()
-    out: list[int] = []
-    for row in architecture_rows():
-        if row["valid"] and row["canonical_key"] not in seen:
-            seen.add(row["canonical_key"])
-            out.append(row["index"])
-    return out[skip : skip + n]
 
 
 def _kill_group(proc: subprocess.Popen[Any]) -> None:

@@ -14,7 +14,9 @@ import random
 import time
 from pathlib import Path
 
-from .procs import AgentProc, Serve, assert_measured_exactly_once, distinct_valid, wait_for
+from tests._helpers import distinct_valid
+
+from .procs import AgentProc, Serve, assert_measured_exactly_once, wait_for
 
 KILLS = 18
 AGENTS = 3

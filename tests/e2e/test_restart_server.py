@@ -14,7 +14,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .procs import AgentProc, Serve, assert_measured_exactly_once, distinct_valid, wait_for
+from tests._helpers import distinct_valid
+
+from .procs import AgentProc, Serve, assert_measured_exactly_once, wait_for
 
 JOBS = 60
 DOWN_S = 2.0  # how long the server stays away each time

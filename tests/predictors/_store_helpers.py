@@ -19,17 +19,6 @@ from predictors.service import TrainOptions
 TINY = TrainOptions(train_size=48, epochs=6, layers=2, hidden=16, batch_size=16)
 
 
-def distinct_valid(n: int, skip: int = 0) -> list[int]:
-    """``n`` valid NB201 indices whose pruned graphs all differ (after ``skip`` of them)."""
-    seen: set[str] = set()
-    out: list[int] = []
-    for row in architecture_rows():
-        if row["valid"] and row["canonical_key"] not in seen:
-            seen.add(row["canonical_key"])
-            out.append(row["index"])
-    return out[skip : skip + n]
-
-
 def synthetic_ms(indices: Sequence[int]) -> np.ndarray:
     """A latency that depends on the cell's ops, so a GCN can learn it."""
     f = encode_all_nb201().features[np.asarray(indices)]

@@ -15,8 +15,9 @@ from latbench.cli import main
 from latbench.store.archs import architecture_rows
 from latbench.store.db import make_engine, session_factory, upgrade
 from predictors import registry
+from tests._helpers import distinct_valid
 
-from ._store_helpers import add_measurements, distinct_valid, synthetic_ms
+from ._store_helpers import add_measurements, synthetic_ms
 
 DEVICE = "desktop_cpu_test_box_fp32"
 TINY_ARGS = ["--layers", "2", "--hidden", "16", "--epochs", "4", "--train-size", "40", "--batch-size", "16"]

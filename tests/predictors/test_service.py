@@ -29,8 +29,9 @@ from predictors.service import (
     train_latency,
 )
 from predictors.serving import PredictionService, load_predictor
+from tests._helpers import distinct_valid
 
-from ._store_helpers import TINY, add_measurements, distinct_valid, synthetic_ms
+from ._store_helpers import TINY, add_measurements, synthetic_ms
 
 DEVICE = "desktop_cpu_test_box_fp32"
 GPU = "desktop_gpu_gtx_1080ti_fp32"

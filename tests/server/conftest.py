@@ -36,17 +36,6 @@ CAPS = ["litert:fp32", "tf:fp32"]
 TABLES = (Device, Agent, AgentToken, Architecture, Campaign, Job, Measurement, Release)
 
 
-def distinct_valid(n: int, skip: int = 0) -> list[int]:
-    """The first ``n`` valid NB201 indices (after ``skip`` of them) whose pruned graphs all differ."""
-    seen: set[str] = set()
-    out: list[int] = []
-    for row in architecture_rows():
-        if row["valid"] and row["canonical_key"] not in seen:
-            seen.add(row["canonical_key"])
-            out.append(row["index"])
-    return out[skip : skip + n]
-
-
 def equivalent_pair() -> tuple[int, int]:
     """Two valid indices with the same canonical graph."""
     first: dict[str, int] = {}

@@ -8,8 +8,9 @@ import pytest
 
 from eagle_server.app import create_app
 from eagle_server.settings import Settings
+from tests._helpers import distinct_valid
 
-from .conftest import AUTH, DESKTOP, Server, distinct_valid, snapshot
+from .conftest import AUTH, DESKTOP, Server, snapshot
 
 
 def _campaign(server: Server) -> int:

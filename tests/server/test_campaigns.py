@@ -11,8 +11,9 @@ from latbench.store import queue
 from latbench.store.archs import architecture_rows, ensure_architectures
 from latbench.store.models import Device, Job, Measurement, utcnow
 from latbench.store.tokens import create_agent_token
+from tests._helpers import distinct_valid
 
-from .conftest import AUTH, CAPS, DESKTOP, PHONE, Server, distinct_valid, equivalent_pair, snapshot
+from .conftest import AUTH, CAPS, DESKTOP, PHONE, Server, equivalent_pair, snapshot
 
 ROWS = architecture_rows()
 VALID = [r["index"] for r in ROWS if r["valid"]]

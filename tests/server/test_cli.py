@@ -23,8 +23,9 @@ from latbench.store import queue
 from latbench.store.db import session_factory
 from latbench.store.devices import ensure_device
 from latbench.store.tokens import create_agent_token, verify_token
+from tests._helpers import distinct_valid
 
-from .conftest import CAPS, DESKTOP, distinct_valid
+from .conftest import CAPS, DESKTOP
 
 
 @pytest.fixture(scope="module")

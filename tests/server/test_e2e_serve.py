@@ -18,8 +18,7 @@ import httpx
 import pytest
 
 from latbench.store.releases import format_latency
-
-from .conftest import distinct_valid
+from tests._helpers import distinct_valid
 
 EAGLE = [sys.executable, "-c", "import sys; from latbench.cli import main; sys.exit(main())"]
 

@@ -31,8 +31,7 @@ from latbench.store.db import make_engine, session_factory, upgrade
 from latbench.store.devices import ensure_device
 from latbench.store.models import Campaign, Job, Measurement
 from latbench.store.tokens import create_agent_token
-
-from .conftest import distinct_valid
+from tests._helpers import distinct_valid
 
 EAGLE = [sys.executable, "-c", "import sys; from latbench.cli import main; sys.exit(main())"]
 DEVICE = "desktop_cpu_workers_box_fp32"

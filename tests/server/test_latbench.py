@@ -10,8 +10,9 @@ import json
 
 from latbench.store.archs import architecture_rows
 from latbench.store.releases import format_latency
+from tests._helpers import distinct_valid
 
-from .conftest import AUTH, DESKTOP, PHONE, Server, distinct_valid, snapshot
+from .conftest import AUTH, DESKTOP, PHONE, Server, snapshot
 
 ROWS = architecture_rows()
 

@@ -12,9 +12,10 @@ from latbench.store.models import PredictorVersion
 from predictors import registry
 from predictors.latency import LatencyPredictor
 from predictors.serving import INVALID_REASON, PredictionService
+from tests._helpers import distinct_valid
 from tests.predictors._store_helpers import add_measurements, synthetic_ms
 
-from .conftest import DESKTOP, PHONE, Server, distinct_valid, equivalent_pair
+from .conftest import DESKTOP, PHONE, Server, equivalent_pair
 
 INVALID = next(r["index"] for r in architecture_rows() if not r["valid"])
 

@@ -12,8 +12,9 @@ from latbench.store import queue
 from latbench.store.db import alembic_config
 from latbench.store.models import Agent, utcnow
 from latbench.store.tokens import create_agent_token
+from tests._helpers import distinct_valid
 
-from .conftest import CAPS, DESKTOP, PHONE, Server, distinct_valid
+from .conftest import CAPS, DESKTOP, PHONE, Server
 
 
 def test_health_reports_backend_schema_agents_and_queue(server: Server) -> None:
