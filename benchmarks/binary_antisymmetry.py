@@ -33,12 +33,14 @@ import json
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+from _units import add_unit_args, run_units, save_summary
 
 from latbench.data import BRP_SEED, load_accuracy
 from latbench.graph import encode_all_nb201
@@ -223,39 +225,31 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def run(results: Path, models: list[str], sizes: list[int], seeds: list[int], **kwargs: Any) -> dict[str, Any]:
-    for n in sizes:
-        for seed in seeds:
-            for model in models:
-                path = results / NAME / f"{model}_{n}_{seed}.json"
-                if path.exists():
-                    continue
-                unit = run_unit(model, n, seed, **kwargs)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(unit, indent=2) + "\n")
-                tmp.replace(path)
-                print(
-                    f"{model} n={n} seed={seed}: antisym {unit['antisymmetry']:.1f} "
-                    f"acc {unit['pair_accuracy']:.1f} ({unit['unit_seconds']:.0f} s)",
-                    flush=True,
-                )
+    units = (
+        (results / NAME / f"{model}_{n}_{seed}.json", partial(run_unit, model, n, seed, **kwargs))
+        for n in sizes
+        for seed in seeds
+        for model in models
+    )
+    run_units(
+        units,
+        lambda u: (
+            f"{u['model']} n={u['n_train']} seed={u['seed']}: antisym {u['antisymmetry']:.1f} "
+            f"acc {u['pair_accuracy']:.1f} ({u['unit_seconds']:.0f} s)"
+        ),
+    )
     return write_summary(results)
 
 
 def write_summary(results: Path) -> dict[str, Any]:
-    summary = summarise(results)
-    (results / f"{NAME}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (results / f"{NAME}.md").write_text(markdown(summary))
-    return summary
+    return save_summary(results, NAME, summarise(results), markdown)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--sizes", default="100,900")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--summary", action="store_true", help="only aggregate the existing units")
+    add_unit_args(parser, RESULTS)
     args = parser.parse_args(argv)
     if args.summary:
         write_summary(args.results)

@@ -25,12 +25,14 @@ import os
 import sys
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+from _units import add_unit_args, run_units, save_summary
 
 from latbench.data import load_latency
 from latbench.graph import encode_all_nb201
@@ -176,39 +178,31 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def run(results: Path, devices: list[str], recipes: list[str], seeds: list[int], **kwargs: Any) -> dict[str, Any]:
-    for seed in seeds:
-        for device in devices:
-            for recipe in recipes:
-                path = results / NAME / f"{device}_{recipe}_{seed}.json"
-                if path.exists():
-                    continue
-                unit = run_unit(device, recipe, seed, **kwargs)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(unit, indent=2) + "\n")
-                tmp.replace(path)
-                print(
-                    f"{device} {recipe} seed={seed}: {unit['epochs']} epochs {unit['seconds']:.0f} s "
-                    f"±5% {unit['within_5pct']:.1f} (load {unit['load_avg_before']})",
-                    flush=True,
-                )
+    units = (
+        (results / NAME / f"{device}_{recipe}_{seed}.json", partial(run_unit, device, recipe, seed, **kwargs))
+        for seed in seeds
+        for device in devices
+        for recipe in recipes
+    )
+    run_units(
+        units,
+        lambda u: (
+            f"{u['device']} {u['recipe']} seed={u['seed']}: {u['epochs']} epochs {u['seconds']:.0f} s "
+            f"±5% {u['within_5pct']:.1f} (load {u['load_avg_before']})"
+        ),
+    )
     return write_summary(results)
 
 
 def write_summary(results: Path) -> dict[str, Any]:
-    summary = summarise(results)
-    (results / f"{NAME}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (results / f"{NAME}.md").write_text(markdown(summary))
-    return summary
+    return save_summary(results, NAME, summarise(results), markdown)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", default=",".join(DEVICES[:2]))
     parser.add_argument("--recipes", default=",".join(RECIPES))
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--summary", action="store_true", help="only aggregate the existing units")
+    add_unit_args(parser, RESULTS)
     args = parser.parse_args(argv)
     if args.summary:
         write_summary(args.results)

@@ -11,6 +11,8 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def load_script(name: str) -> ModuleType:
+    if str(BENCHMARKS) not in sys.path:  # as when run as a script: the scripts import their shared modules (_units)
+        sys.path.insert(0, str(BENCHMARKS))
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
