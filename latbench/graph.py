@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -248,6 +248,15 @@ def encode_all_nb201() -> EncodedBatch:
     """Encoding of every NB201 architecture, row i = index i."""
     codes = np.array([[int(c) for c in code] for code in nb201.op_codes_by_index()], dtype=np.int64)
     return encode_nb201_batch(codes)
+
+
+def predict_all_nb201(predict: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """``predict(adjacency, features)`` on every valid NB201 cell, as an array indexed by NB201 index
+    (15,625); NaN for the cells with no input->output path."""
+    enc = encode_all_nb201()
+    out = np.full(enc.valid.shape[0], np.nan)
+    out[enc.valid] = predict(enc.adjacency[enc.valid], enc.features[enc.valid])
+    return out
 
 
 # -- canonical form --------------------------------------------------------------------------------

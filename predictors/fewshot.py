@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from latbench import nb201
-from latbench.graph import group_medians
+from latbench.graph import group_medians, predict_all_nb201
 from predictors.artifact import read_artifact, write_artifact
 
 FEW_SHOT_FILE = "fewshot.json"
@@ -217,12 +217,7 @@ class FewShotPredictor:
         return self.predict_features(self.features(adjacency, features))
 
     def predict_nb201(self) -> np.ndarray:
-        from latbench.graph import encode_all_nb201
-
-        enc = encode_all_nb201()
-        out = np.full(enc.valid.shape[0], np.nan)
-        out[enc.valid] = self.predict(enc.adjacency[enc.valid], enc.features[enc.valid])
-        return out
+        return predict_all_nb201(self.predict)
 
     def save(self, directory: str | Path) -> Path:
         if self.ridge is None:

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from latbench.graph import predict_all_nb201
 from predictors.artifact import WEIGHTS_FILE, read_artifact, write_artifact
 from predictors.gcn import BatchRunner, GCNConfig, build_gcn, check_encoding, seed_everything, trunk_of, unique_graphs
 
@@ -213,12 +214,7 @@ class GCNRegressor:
 
     def predict_nb201(self) -> np.ndarray:
         """Predictions for every NB201 index (15,625); NaN for the cells with no input->output path."""
-        from latbench.graph import encode_all_nb201
-
-        enc = encode_all_nb201()
-        out = np.full(enc.valid.shape[0], np.nan)
-        out[enc.valid] = self.predict(enc.adjacency[enc.valid], enc.features[enc.valid])
-        return out
+        return predict_all_nb201(self.predict)
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
