@@ -44,3 +44,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             yield f"postgresql+psycopg://{auth}{host}:{port}/{name}"
         finally:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def _fresh_server_settings() -> Iterator[None]:
+    """Each test reads EAGLE_* anew: ``get_settings`` caches for a process's life, and CLI entry points
+    called in-process by one test must not see the settings an earlier test's environment made."""
+    from eagle_server.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
