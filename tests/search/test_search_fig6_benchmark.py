@@ -81,7 +81,7 @@ def test_tiny_run_is_resumable(bench: ModuleType, tmp_path: Path) -> None:
     assert bench.main([*args, "--parts", "refit"]) == 0  # the refitting arm: free setting only
     rows = bench.read_units(units / "free_brp_refit.jsonl")
     assert len(rows) == 1 and rows[0]["seed"] == bench.run_seed("free", "brp_refit", 0) == 5000
-    assert rows[0]["info"]["refit_every"] == 5 and rows[0]["info"]["refits"] > 0
+    assert rows[0]["info"]["refit_every"] == bench.REFIT_BRP["refit_every"] > 0 and rows[0]["info"]["refits"] > 0
     free = json.loads((tmp_path / "search_fig6.json").read_text())["settings"]["free"]
     assert "brp_refit_vs_ae" in free["comparisons"] and "brp_refit" in free["target_at_100"]
     assert free["arms"]["brp"]["options"]["refit_every"] == 0  # the paper's arm never refits
