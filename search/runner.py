@@ -30,7 +30,7 @@ TUNED_BRP: dict[str, Any] = {"budget": 40, "iterations": 4, "alpha": 0.5, "targe
 # Not the paper's Algorithm 1: the predictor is also retrained every few models of the final phase
 # (search.brp, refit_every). Picked among round 3 of benchmarks/search_brp_sweep.py on tuning seeds. On the
 # benchmark's seeds (arm brp_refit) it reaches AE's mean best test accuracy at 150 after 85 models (1.76x
-# fewer; the paper's configuration needs 102) and costs ~4x the paper's CPU time per run.
+# fewer; the paper's configuration needs 102) and took ~4x the paper's wall time per run in the sweep.
 REFIT_BRP: dict[str, Any] = {
     "budget": 20,
     "iterations": 2,
