@@ -253,9 +253,8 @@ class AgentService(pb_grpc.AgentServiceServicer):
     def _lease(
         self, agent_id: str, device: str, caps: list[str], context: grpc.ServicerContext
     ) -> queue.LeasedJob | None:
-        if self.group is not None:
-            with self._errors(context):
-                leased = self.group.lease(agent_id, device, caps, self.settings.lease_s)
+        if self.group is not None:  # a batch never raises: what it cannot settle comes back as SINGLE
+            leased = self.group.lease(agent_id, device, caps, self.settings.lease_s)
             if leased is not SINGLE:
                 return leased  # type: ignore[no-any-return]
         with self._db(context) as db:

@@ -24,6 +24,14 @@ from .conftest import CAPS
 # -- the combiner (no database) ---------------------------------------------------------------------
 
 
+def _wait_for(condition: Any, timeout_s: float = 10.0) -> None:
+    """Poll instead of sleeping a fixed time: the machine may be loaded."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
 def test_combiner_batches_what_arrives_while_a_batch_runs() -> None:
     release = threading.Event()
     sizes: list[int] = []
@@ -38,10 +46,10 @@ def test_combiner_batches_what_arrives_while_a_batch_runs() -> None:
     results: dict[int, Any] = {}
     threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, combiner.call(i))) for i in range(9)]
     threads[0].start()
-    time.sleep(0.2)
+    _wait_for(lambda: len(sizes) == 1)  # the first batch is running
     for t in threads[1:]:
         t.start()
-    time.sleep(0.2)
+    _wait_for(lambda: len(combiner._pending) == 8)  # the others queued behind it
     release.set()
     for t in threads:
         t.join(5)
