@@ -20,6 +20,9 @@ Parts:
 * ``refit`` (not in the default run) — ``brp_refit``: an improved BRP-NAS, not the paper's Algorithm 1:
   the configuration ``search_brp_sweep.py`` picked on tuning seeds among variants that retrain the
   relation predictor every few models of the final phase (``search.runner.REFIT_BRP``).
+* ``kernel`` (not in the default run) — ``brp_kernel`` / ``brp_gcn_kernel``: Algorithm 1 with a kernel
+  binary relation predictor on structural descriptors of the cell instead of the GCN, refitted after
+  every trained model (``search.runner.KERNEL_BRP``, picked on tuning seeds in ``search_brp_sweep.py``).
 * ``s3`` — Fig. S3: oracle NAS on the desktop GPU for limits 1-7 ms (0.1 ms steps) with the GCN,
   layer-wise and FLOPs predictors: false positives/negatives, missed and over-claimed accuracy.
 
@@ -46,6 +49,7 @@ and a rerun continues from there. ``--summary`` (also run at the end) writes ``s
     nice -n 10 python benchmarks/search_fig6.py               # everything (50 runs per arm)
     nice -n 10 python benchmarks/search_fig6.py --parts tuned # + the tuned BRP-NAS arms
     nice -n 19 python benchmarks/search_fig6.py --parts refit # + the refitting BRP-NAS arm
+    nice -n 10 python benchmarks/search_fig6.py --parts kernel # + the kernel-predictor BRP-NAS arms
     python benchmarks/search_fig6.py --runs 3 --out /tmp/s6   # a quick check elsewhere
     python benchmarks/search_fig6.py --summary                # re-aggregate what exists
 """
@@ -71,7 +75,7 @@ from search.oracle_nas import limits_range, oracle_nas, summarize
 from search.problem import Problem, SearchResult
 from search.reinforce import Controller
 from search.relation import RelationModel
-from search.runner import REFIT_BRP, TUNED_BRP, SearchOptions, make_relation_model, run_search
+from search.runner import KERNEL_BRP, REFIT_BRP, TUNED_BRP, SearchOptions, make_relation_model, run_search
 from search.space import nb201_space
 
 RESULTS = Path(__file__).resolve().parent / "results" / "search"
@@ -86,6 +90,7 @@ ARMS: dict[str, dict[str, tuple[str, str | None, dict[str, Any]]]] = {
         "brp": ("brp", None, {}),
         "brp_tuned": ("brp", None, TUNED_BRP),
         "brp_refit": ("brp", None, REFIT_BRP),
+        "brp_kernel": ("brp", None, KERNEL_BRP),
         "ae": ("ae", None, {}),
         "reinforce": ("reinforce", None, {}),
         "random": ("random", None, {}),
@@ -93,12 +98,17 @@ ARMS: dict[str, dict[str, tuple[str, str | None, dict[str, Any]]]] = {
     "gpu5ms": {
         "brp_gcn": ("brp", "gcn", {}),
         "brp_gcn_tuned": ("brp", "gcn", TUNED_BRP),
+        "brp_gcn_kernel": ("brp", "gcn", KERNEL_BRP),
         "ae_layerwise": ("ae", "layerwise", {}),
         "ae_measured": ("ae", "measured", {}),
     },
 }
 # Arms outside the 30-minute default run, by the part that runs them (--parts tuned / refit).
-EXTRA_PARTS: dict[str, tuple[str, ...]] = {"tuned": ("brp_tuned", "brp_gcn_tuned"), "refit": ("brp_refit",)}
+EXTRA_PARTS: dict[str, tuple[str, ...]] = {
+    "tuned": ("brp_tuned", "brp_gcn_tuned"),
+    "refit": ("brp_refit",),
+    "kernel": ("brp_kernel", "brp_gcn_kernel"),
+}
 TUNED_ARMS = EXTRA_PARTS["tuned"]
 EXTRA_ARMS = {arm: part for part, arms in EXTRA_PARTS.items() for arm in arms}
 SETTING_SEED = {"free": 0, "gpu5ms": 1}
@@ -110,6 +120,8 @@ ARM_SEED = {
     "brp_tuned": 1,
     "brp_gcn_tuned": 1,
     "brp_refit": 5,
+    "brp_kernel": 6,
+    "brp_gcn_kernel": 6,
     "ae": 2,
     "ae_layerwise": 2,
     "reinforce": 3,
@@ -118,8 +130,13 @@ ARM_SEED = {
 }
 # setting -> (BRP-NAS arm, reference arm) pairs compared
 REFERENCE = {
-    "free": [("brp", "ae"), ("brp_tuned", "ae"), ("brp_refit", "ae")],
-    "gpu5ms": [("brp_gcn", "ae_measured"), ("brp_gcn", "ae_layerwise"), ("brp_gcn_tuned", "ae_measured")],
+    "free": [("brp", "ae"), ("brp_tuned", "ae"), ("brp_refit", "ae"), ("brp_kernel", "ae")],
+    "gpu5ms": [
+        ("brp_gcn", "ae_measured"),
+        ("brp_gcn", "ae_layerwise"),
+        ("brp_gcn_tuned", "ae_measured"),
+        ("brp_gcn_kernel", "ae_measured"),
+    ],
 }
 # what the summary shows of each arm's SearchOptions
 SHOWN = {
@@ -135,6 +152,8 @@ SHOWN = {
         "temperature",
         "refit_every",
         "refit_until",
+        "length_scale",
+        "l2",
     ),
     "ae": ("population", "sample"),
     "reinforce": (),
@@ -287,7 +306,17 @@ def run_arms(
             opts = arm_options(algo, total, overrides, options)
             relation = None
             if algo == "brp":
-                key = (opts.hidden, opts.steps, opts.learning_rate, opts.target, opts.temperature, opts.ensemble)
+                key = (
+                    opts.relation,
+                    opts.hidden,
+                    opts.steps,
+                    opts.learning_rate,
+                    opts.target,
+                    opts.temperature,
+                    opts.ensemble,
+                    opts.length_scale,
+                    opts.l2,
+                )
                 # (refit_every / refit_until change the search, not the predictor: same compiled model)
                 relation = relations.get(key) or relations.setdefault(key, make_relation_model(opts))
             if algo == "reinforce" and controller is None:
@@ -421,7 +450,7 @@ def summarise(out: Path) -> dict[str, Any]:
                     m: {"mean": rnd(stats[arm][m]["mean"][99]), "target": TARGET_AT_100, "optimum": OPTIMUM}
                     for m in METRICS
                 }
-                for arm in ("brp", "brp_tuned", "brp_refit")
+                for arm in ("brp", "brp_tuned", "brp_refit", "brp_kernel")
                 if arm in stats and stats[arm][MAX_TEST]["mean"].size >= 100
             }
         summary["settings"][setting] = block
@@ -478,7 +507,10 @@ def render_md(summary: dict[str, Any]) -> str:
         "one (column `seeds`). `brp`/`brp_gcn`: the paper's K=100, I=5, α=0.5, hard targets (the defaults); "
         "`*_tuned`: the configuration picked on separate tuning seeds before these runs (`brp_sweep.md`); "
         "`brp_refit`: not the paper's Algorithm 1 — the predictor is also retrained every few models of the "
-        "final phase (configuration picked on the tuning seeds, `brp_sweep.md`, round 3). "
+        "final phase (configuration picked on the tuning seeds, `brp_sweep.md`, round 3); "
+        "`brp_kernel`/`brp_gcn_kernel`: not the paper's predictor — Algorithm 1 with a kernel binary relation "
+        "predictor on structural descriptors of the cell (`search.relation.KernelRelationModel`), refitted "
+        "after every trained model (configuration picked on the tuning seeds, `brp_sweep.md`, round 4). "
         "`s/run` is wall time on 2 CPU cores shared with other jobs; `CPU s` is this "
         "process's CPU time per run, `load` the 1-minute load average when the run ended.",
         "",

@@ -143,8 +143,6 @@ class TrainOptions:
             raise TrainingError(f"--shots must be at least {MIN_FEW_SHOT}, got {self.shots}")
 
 
-
-
 # -- one training -------------------------------------------------------------------------------------------
 def _metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, Any]:
     from predictors import metrics

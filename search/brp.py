@@ -116,6 +116,8 @@ def brp_nas(
         if take.size == 0:
             break
         train(take, f"{NAME}:refit")
+        if len(trained) >= total or oracle.remaining == 0:
+            break  # nothing left to rank for
         model.fit(np.array(trained), np.array(accuracies))
         ranking = model.rank(candidates)
         refits += 1

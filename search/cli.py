@@ -52,7 +52,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=d["alpha"],
         help=f"BRP-NAS share of top-ranked picks per iteration ({d['alpha']})",
     )
-    p.add_argument("--relation", choices=("gcn", "onehot"), default="gcn", help="BRP-NAS binary predictor (gcn)")
+    p.add_argument(
+        "--relation",
+        choices=("gcn", "onehot", "kernel"),
+        default="gcn",
+        help="BRP-NAS binary predictor: gcn (the paper's), onehot, kernel (structural descriptors; not the paper's)",
+    )
+    p.add_argument(
+        "--length-scale",
+        type=float,
+        default=d["length_scale"],
+        help=f"kernel relation predictor: RBF length scale ({d['length_scale']})",
+    )
+    p.add_argument("--l2", type=float, default=d["l2"], help=f"kernel relation predictor: regularisation ({d['l2']})")
     p.add_argument("--hidden", type=int, default=d["hidden"], help=f"GCN relation predictor width ({d['hidden']})")
     p.add_argument(
         "--steps", type=int, default=d["steps"], help=f"GCN relation predictor training steps per fit ({d['steps']})"
@@ -179,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
             ensemble=args.ensemble,
             refit_every=args.refit_every,
             refit_until=args.refit_until,
+            length_scale=args.length_scale,
+            l2=args.l2,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from None

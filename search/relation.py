@@ -12,6 +12,9 @@ Implementations:
   each graph; a linear head on the concatenated pair ``[e_a, e_b]`` gives the logit of "a is better".
 * :class:`OneHotRelationModel` — the same pairwise logistic objective on one-hot edge ops, in NumPy:
   a cheap binary relation predictor for tests and quick runs.
+* :class:`KernelRelationModel` — not the paper's: the same pairwise objective with a kernel score on
+  structural descriptors of the pruned cell (``predictors.structural``) and one-hot ops, fitted exactly
+  by Newton's method in well under a second, so BRP-NAS can refit it after every trained model.
 * :class:`ScoreRelationModel` — ranks by a given score (e.g. the true accuracy): an oracle for tests.
 * :func:`binary_predictor_adapter` — wraps ``predictors.binary.BinaryRelationPredictor`` (slower: it
   trains on mini-batches of pairs for whole epochs).
@@ -138,8 +141,7 @@ class OneHotRelationModel(_Scored):
         self.space = space or nb201_space()
         self.steps, self.learning_rate, self.l2, self.target = steps, learning_rate, l2, target
         self.temperature = temperature
-        self.features = np.zeros((self.space.size, 30))
-        self.features[np.arange(self.space.size)[:, None], np.arange(6) * 5 + self.space.ops] = 1.0
+        self.features = onehot_ops(self.space)
         self.fits: list[int] = []
         self.reset(None)
 
@@ -162,6 +164,97 @@ class OneHotRelationModel(_Scored):
             grad_s = g.sum(axis=1) - g.sum(axis=0)
             w -= self.learning_rate * (x.T @ grad_s / mask.sum() + self.l2 * w)
         self._scores = self.features @ w
+
+
+def onehot_ops(space: Space) -> np.ndarray:
+    """(size, 30) one-hot encoding of every index's 6 edge operations."""
+    x = np.zeros((space.size, 30))
+    x[np.arange(space.size)[:, None], np.arange(6) * 5 + space.ops] = 1.0
+    return x
+
+
+class KernelRelationModel(_Scored):
+    """Binary relation predictor with a kernel score: P(a beats b) = sigmoid(s(a) - s(b)).
+
+    ``s(x) = sum_i alpha_i k(x, x_i)`` over the trained models, with an RBF kernel on standardised
+    structural descriptors of the pruned cell (input -> output paths and their ops, see
+    ``predictors.structural``) plus one-hot edge ops. ``alpha`` minimises the pair loss of
+    :class:`GCNRelationModel` (sigmoid cross-entropy to the pair targets over every ordered pair: the KL
+    divergence to the softmax of the two accuracies with soft targets) plus ``l2/2 * alpha' K alpha``.
+    The loss is convex in ``alpha``, so Newton's method fits it exactly in a few steps (n <= a few
+    hundred): no seed, no learning-rate schedule, and ~10 ms per fit, cheap enough to refit after every
+    trained model. Antisymmetric by construction, and ranking by ``s`` is exact (see the module notes).
+
+    ``length_scale`` is in units of sqrt(feature count) of standardised features: large values make the
+    score nearly linear in the descriptors, which ranked NB201 best on the tuning seeds
+    (``benchmarks/results/search/kernel_sweep.md``).
+    """
+
+    def __init__(
+        self,
+        length_scale: float = 16.0,
+        l2: float = 0.01,
+        target: str = "soft",
+        temperature: float | None = 1.0,
+        max_newton_steps: int = 30,
+        space: Space | None = None,
+    ) -> None:
+        from predictors.structural import structural_features
+
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        if not length_scale > 0 or not l2 > 0:
+            raise ValueError(f"need length_scale > 0 and l2 > 0, got {length_scale}, {l2}")
+        self.space = space or nb201_space()
+        self.length_scale, self.l2, self.target, self.temperature = length_scale, l2, target, temperature
+        self.max_newton_steps = max_newton_steps
+        enc = self.space.encodings
+        x = np.concatenate([structural_features(enc.adjacency, enc.features), onehot_ops(self.space)], axis=1)
+        valid = self.space.valid_indices
+        mean, std = x[valid].mean(axis=0), x[valid].std(axis=0)
+        self.features = (x - mean) / np.where(std > 0, std, 1.0)
+        self.fits: list[int] = []
+        self.newton_steps: list[int] = []
+        self.reset(None)
+
+    def reset(self, seed: int | None) -> None:
+        self._scores = None  # deterministic: nothing to seed
+        self.fits, self.newton_steps = [], []
+
+    def kernel(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        sq = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * a @ b.T
+        return np.exp(-np.maximum(sq, 0.0) / (2.0 * self.length_scale**2 * a.shape[1]))
+
+    def fit(self, indices: np.ndarray, accuracies: np.ndarray) -> None:
+        idx, acc = _check_fit_args(indices, accuracies, self.space)
+        n = idx.shape[0]
+        k = self.kernel(self.features[idx], self.features[idx])
+        t = pair_targets(acc, self.target, self.temperature)
+        mask = 1.0 - np.eye(n)
+        pairs = mask.sum()
+        alpha = np.zeros(n)
+        steps = 0
+        while steps < self.max_newton_steps:
+            steps += 1
+            s = k @ alpha
+            p = 1.0 / (1.0 + np.exp(-(s[:, None] - s[None, :])))
+            g = (p - t) * mask / pairs  # d loss / d logit(i beats j)
+            grad_s = g.sum(axis=1) - g.sum(axis=0)
+            w = p * (1.0 - p) * mask / pairs
+            hess_s = np.diag(w.sum(axis=1) + w.sum(axis=0)) - w - w.T
+            grad = k @ grad_s + self.l2 * (k @ alpha)
+            hess = k @ hess_s @ k + self.l2 * k + 1e-9 * np.eye(n)
+            delta = np.linalg.solve(hess, grad)
+            alpha -= delta
+            if np.abs(delta).max() < 1e-7:
+                break
+        self.alpha = alpha  # the fitted score function's weights on the trained models (kept for checks)
+        self.fits.append(n)
+        self.newton_steps.append(steps)
+        scores = np.full(self.space.size, -np.inf)
+        valid = self.space.valid_indices
+        scores[valid] = self.kernel(self.features[valid], self.features[idx]) @ alpha
+        self._scores = scores
 
 
 class GCNRelationModel(_Scored):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from search.problem import Problem
-from search.relation import OneHotRelationModel
+from search.relation import KernelRelationModel, OneHotRelationModel
 from search.runner import PAPER_BRP, REFIT_BRP, TUNED_BRP, SearchOptions, make_relation_model, run_search
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -35,6 +35,9 @@ def load(name: str) -> ModuleType:
         ({"temperature": 0.0}, "temperature"),
         ({"temperature": -1.0}, "temperature"),
         ({"ensemble": 0}, "ensemble"),
+        ({"relation": "kernel", "length_scale": 0.0}, "length_scale"),
+        ({"relation": "kernel", "l2": -1.0}, "l2"),
+        ({"relation": "svm"}, "unknown relation"),
     ],
 )
 def test_bad_pair_target_options(kwargs: dict[str, object], message: str) -> None:
@@ -64,7 +67,19 @@ def test_cli_defaults_are_the_search_options_defaults() -> None:
     register(parser.add_subparsers())
     args = parser.parse_args(["search", "--algo", "brp", "--total", "100"])
     defaults = {f.name: f.default for f in fields(SearchOptions)}
-    for name in ("budget", "iterations", "alpha", "hidden", "steps", "ensemble", "target", "temperature"):
+    names = (
+        "budget",
+        "iterations",
+        "alpha",
+        "hidden",
+        "steps",
+        "ensemble",
+        "target",
+        "temperature",
+        "length_scale",
+        "l2",
+    )
+    for name in names:
         assert getattr(args, name) == defaults[name], name
 
 
@@ -110,3 +125,25 @@ def test_refit_options_reach_the_search(capsys: pytest.CaptureFixture[str]) -> N
     assert refit.refit_every > 0 and SearchOptions("brp", 300).refit_every == 0  # the default never refits
     with pytest.raises(ValueError, match="refit_every"):
         SearchOptions("brp", 300, refit_every=-1)
+
+
+def test_kernel_relation_refitted_after_every_model(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from latbench.cli import main
+
+    options = SearchOptions("brp", 40, budget=10, iterations=1, relation="kernel", target="soft", temperature=1.0)
+    model = make_relation_model(options)
+    assert isinstance(model, KernelRelationModel) and (model.length_scale, model.l2) == (16.0, 0.01)
+    with pytest.raises(ValueError, match="transfer"):
+        make_relation_model(options, transfer=object())
+    argv = ["search", "--algo", "brp", "--relation", "kernel", "--budget", "10", "--iterations", "1", "--total", "40"]
+    argv += ["--target", "soft", "--temperature", "1", "--refit-every", "1", "--length-scale", "8", "--seed", "3"]
+    assert main([*argv, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["trained"] == 40 and first["info"]["refits"] == 29  # after each of models 11..39 (none after the last)
+    assert first["info"]["relation"]["kind"] == "KernelRelationModel"
+    assert (first["info"]["relation"]["length_scale"], first["info"]["relation"]["l2"]) == (8.0, 0.01)
+    assert main([*argv, "--json"]) == 0  # deterministic for a seed
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["selected"] == first["selected"]

@@ -8,6 +8,7 @@ import pytest
 from search.oracle import AccuracyOracle
 from search.relation import (
     GCNRelationModel,
+    KernelRelationModel,
     OneHotRelationModel,
     ScoreRelationModel,
     binary_predictor_adapter,
@@ -71,6 +72,55 @@ def test_onehot_model_learns_a_ranking(training_set: tuple[np.ndarray, np.ndarra
     model.fit(idx, acc)
     # A random ranking has correlation ~0 (std 0.008 over 15,284 cells); one-hot ops explain much more.
     assert rank_correlation(model, truth, SPACE.valid_indices) > 0.5
+
+
+def test_kernel_model_learns_a_ranking_at_the_optimum(training_set: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    idx, acc, truth = training_set
+    model = KernelRelationModel()
+    model.reset(0)
+    model.fit(idx[:100], acc[:100])
+    assert model.fits == [100] and model.newton_steps[0] < model.max_newton_steps  # converged
+    # structural descriptors explain NB201 accuracy better than one-hot ops alone (> 0.5 above)
+    assert rank_correlation(model, truth, SPACE.valid_indices) > 0.7
+    # invalid cells (no input -> output path) rank last
+    invalid = np.setdiff1d(np.arange(SPACE.size), SPACE.valid_indices)
+    order = model.rank(np.arange(SPACE.size))
+    assert set(order[-invalid.size :]) == set(invalid)
+    # the fit is the minimum of the regularised pair loss: a step either way along any direction costs
+    x = model.features[idx[:100]]
+    k = model.kernel(x, x)
+    t = pair_targets(acc[:100], "soft", 1.0)
+    mask = 1.0 - np.eye(100)
+
+    def loss(alpha: np.ndarray) -> float:
+        s = k @ alpha
+        logits = s[:, None] - s[None, :]
+        ce = np.logaddexp(0.0, logits) - t * logits
+        return float((ce * mask).sum() / mask.sum() + 0.5 * model.l2 * alpha @ k @ alpha)
+
+    base = loss(model.alpha)
+    alpha = model.alpha
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        d = rng.normal(size=100) * 1e-2
+        assert loss(alpha + d) >= base - 1e-9 and loss(alpha - d) >= base - 1e-9
+
+
+def test_kernel_model_is_deterministic_and_checks_its_settings() -> None:
+    idx = np.random.default_rng(5).choice(SPACE.valid_indices, 30, replace=False)
+    acc = AccuracyOracle(fixed_seed=888).valid[idx, 1]
+    a, b = KernelRelationModel(length_scale=4.0), KernelRelationModel(length_scale=4.0)
+    a.reset(1)
+    b.reset(2)  # no randomness: the seed does not matter
+    a.fit(idx, acc)
+    b.fit(idx, acc)
+    np.testing.assert_array_equal(a.rank(SPACE.valid_indices), b.rank(SPACE.valid_indices))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        KernelRelationModel().rank(SPACE.valid_indices)
+    with pytest.raises(ValueError, match="length_scale > 0"):
+        KernelRelationModel(length_scale=0.0)
+    with pytest.raises(ValueError, match="target must be"):
+        KernelRelationModel(target="ranked")
 
 
 @pytest.mark.slow
