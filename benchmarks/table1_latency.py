@@ -32,6 +32,7 @@ Run (from the repo root; one process, the machine is shared)::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -123,6 +124,33 @@ def ceiling(y: np.ndarray) -> dict[str, Any]:
         groups=int(sizes.size),
         models_in_groups_of_2_or_more=int(np.sum(sizes[group] > 1)),
     )
+    return out
+
+
+def heldout_ceiling(y: np.ndarray) -> dict[str, Any]:
+    """Share of models within ±x% of the median of their *other* identical-graph twins' latencies.
+
+    The ceiling above compares each model with a median that includes its own timing, and counts every
+    model without a twin (27.5% of NB201's measured models) as a hit. Here a model is predicted from its
+    twins alone, as a perfect graph-level predictor that learnt the twins' timings would predict it:
+    only models in groups of 2 or more count. The twins' median is itself noisy (one twin in a pair), so
+    this reads a little low; the first ceiling reads high.
+    """
+    idx = np.flatnonzero(np.isfinite(y))
+    group = np.unique(canonical_keys()[idx], return_inverse=True)[1]
+    values = y[idx]
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1], True])
+    pred, true = [], []
+    for start, stop in itertools.pairwise(bounds):
+        members = values[order[start:stop]]
+        if members.size < 2:
+            continue
+        for i in range(members.size):
+            pred.append(np.median(np.delete(members, i)))
+            true.append(members[i])
+    out: dict[str, Any] = metrics.within_shares(np.array(pred), np.array(true), TOLERANCES)
+    out["models"] = len(true)
     return out
 
 
@@ -291,6 +319,7 @@ def summarise() -> dict[str, Any]:
         entry: dict[str, Any] = {
             "in_paper": info.in_paper,
             "ceiling": ceiling(np.asarray(table.column(info.name), dtype=np.float64)),
+            "ceiling_heldout": heldout_ceiling(np.asarray(table.column(info.name), dtype=np.float64)),
             "sizes": {},
         }
         for n in sorted({u["n_train"] for u in mine}, reverse=True):
@@ -300,6 +329,14 @@ def summarise() -> dict[str, Any]:
                 if group:
                     sized[f"gcn_{variant}"] = _aggregate([u["gcn"] for u in group], [u["seed"] for u in group])
             sized["best"] = best_vs_ceiling(sized, entry["ceiling"], info.in_paper and n == 900)
+            if sized["best"] is not None:
+                best = sized[sized["best"]["method"]]
+                sized["best"].update(
+                    {
+                        f"gap_heldout_{k}": entry["ceiling_heldout"][f"within_{k}"] - best[f"within_{k}"]["mean"]
+                        for k in ("5pct", "10pct")
+                    }
+                )
             per_split = {u["seed"]: u for u in mine if u["n_train"] == n}  # baselines depend on the split only
             for method in ("layerwise", "flops"):
                 sized[method] = _aggregate([u[method] for u in per_split.values()], list(per_split))
@@ -362,7 +399,11 @@ def render_md(summary: dict[str, Any]) -> str:
         "* Layer-wise: per-op costs fitted by non-negative least squares on the training set (LatBench has",
         "  end-to-end latencies only), times one fitted factor. FLOPs: linear fit of latency on FLOPs.",
         "* Ceiling: share of all measured models within ±x% of the median of their identical-graph group",
-        "  (a predictor sees only the graph, so it cannot separate them).",
+        "  (a predictor sees only the graph, so it cannot separate them). Reads high: the median includes the",
+        "  model's own timing, and models without a twin (27.5%) count as hits.",
+        "* Ceiling, held-out twins (not in the issue's definition): share of the models that have identical-graph",
+        "  twins within ±x% of the median of the twins' timings, the model's own left out: what a perfect",
+        "  graph-level predictor scores against one separate timing. Reads a little low (one twin in a pair).",
         "",
         "Produced by `python benchmarks/table1_latency.py --summary`; units in `benchmarks/results/table1/`.",
         "The number of splits differs between rows (column `seeds`): rows with fewer than 10 are unfinished.",
@@ -393,6 +434,12 @@ def render_md(summary: dict[str, Any]) -> str:
                 f"| {name} | {n} | ceiling | – | {c['within_1pct']:.1f} | {c['within_5pct']:.1f} "
                 f"| {c['within_10pct']:.1f} | – |"
             )
+            h = entry.get("ceiling_heldout")
+            if h:
+                lines.append(
+                    f"| {name} | {n} | ceiling, held-out twins | – | {h['within_1pct']:.1f} | {h['within_5pct']:.1f} "
+                    f"| {h['within_10pct']:.1f} | – |"
+                )
     lines += [
         "",
         "Bold: the paper's six devices. The paper's own Table 1 values were not available in this workspace",
@@ -404,8 +451,12 @@ def render_md(summary: dict[str, Any]) -> str:
         f"{TARGET_GAPS['5pct']:g} points at ±5%",
         f"and ≤ {TARGET_GAPS['10pct']:g} at ±10%. Few seeds make a mean uncertain: compare with the std above.",
         "",
-        "| device | n | best variant | seeds | ±5% (ceiling) | gap ±5 | ±10% (ceiling) | gap ±10 | target met |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Gaps to the held-out-twin ceiling (negative: the predictor scores above it) are shown beside them;",
+        "the target is read against the issue's ceiling.",
+        "",
+        "| device | n | best variant | seeds | ±5% (ceiling) | gap ±5 | ±10% (ceiling) | gap ±10 | target met "
+        "| held-out gap ±5 / ±10 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for device, entry in summary["devices"].items():
         c = entry["ceiling"]
@@ -419,7 +470,8 @@ def render_md(summary: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {n} | {b['method'].removeprefix('gcn_').replace('_', ' ')} | {b['seeds']} "
                 f"| {r['within_5pct']['mean']:.1f} ({c['within_5pct']:.1f}) | {b['gap_5pct']:.1f} "
-                f"| {r['within_10pct']['mean']:.1f} ({c['within_10pct']:.1f}) | {b['gap_10pct']:.1f} | {met} |"
+                f"| {r['within_10pct']['mean']:.1f} ({c['within_10pct']:.1f}) | {b['gap_10pct']:.1f} | {met} "
+                f"| {b.get('gap_heldout_5pct', float('nan')):.1f} / {b.get('gap_heldout_10pct', float('nan')):.1f} |"
             )
     return "\n".join(lines) + "\n"
 
