@@ -155,7 +155,9 @@ def markdown(summary: dict[str, Any]) -> str:
         f"Medians over seeds. Target: ≤ {TARGET_SECONDS:.0f} s per model. First epoch includes the XLA "
         "compilation; s/epoch is the median of the other epochs' mean; CPU s is the process's CPU time (all its "
         "threads; TF uses both cores), less sensitive to the load than wall time. Load: 1-minute load average "
-        "before the training (2 cores; above 2 the GCN shares them).",
+        "before the training (2 cores; above 2 the GCN shares them). The GCN's two threads share the cores with",
+        "any other job, so wall time grows with the load: an earlier run of the same recipes beside other",
+        "benchmarks (load 2-4 from other jobs) took 0.6-1.2 s per epoch and a median 137 s (recommended).",
         "",
         "| recipe | device | seeds | epochs | wall s (max) | CPU s | first epoch s | s/epoch | ±5% | ±10% | load |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
