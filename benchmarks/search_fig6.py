@@ -388,6 +388,14 @@ def add_timing(out: Path, part: str, seconds: float) -> None:
     path.write_text(json.dumps(timing, indent=1))
 
 
+def shown_options(opts: SearchOptions) -> dict[str, Any]:
+    """The options that shape the arm (the kernel predictor's only where it is the one used)."""
+    kernel_only = ("length_scale", "l2") if opts.relation != "kernel" else ()
+    gcn_only = ("hidden", "steps", "ensemble") if opts.relation == "kernel" else ()
+    hidden = set(kernel_only) | set(gcn_only)
+    return {k: v for k, v in asdict(opts).items() if k in SHOWN[opts.algorithm] and k not in hidden}
+
+
 def summarise(out: Path) -> dict[str, Any]:
     summary: dict[str, Any] = {"device": DEVICE, "limit_ms": LIMIT_MS, "settings": {}, "s3": None}
     for setting, arms in ARMS.items():
@@ -402,11 +410,7 @@ def summarise(out: Path) -> dict[str, Any]:
             block["arms"][arm] = {
                 "runs": len(rows),
                 "seeds": [min(r["seed"] for r in rows), max(r["seed"] for r in rows)],
-                "options": {
-                    k: v
-                    for k, v in asdict(arm_options(algo, rows[0]["total"], overrides, NO_SIZES)).items()
-                    if k in SHOWN[algo]
-                },
+                "options": shown_options(arm_options(algo, rows[0]["total"], overrides, NO_SIZES)),
                 "total": rows[0]["total"],
                 "seconds_per_run": rnd(np.mean([r["seconds"] for r in rows]), 2),
                 "cpu_seconds_per_run": rnd(

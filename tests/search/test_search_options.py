@@ -98,6 +98,11 @@ def test_benchmark_seeds_are_never_shared_and_arms_use_the_shared_defaults() -> 
     # the tuned configuration and the paper's are rows of the sweep
     keys = {sweep.key_of(c) for c in sweep.CONFIGS}
     assert sweep.chosen_config() in keys and sweep.key_of(PAPER_BRP) in keys
+    # the kernel arms run the configuration round 4 picked, with the kernel predictor
+    assert sweep.chosen_kernel() in {sweep.key_of(c) for c in sweep.ROUND4}
+    kernel = fig6.arm_options("brp", 300, fig6.ARMS["free"]["brp_kernel"][2], sizes)
+    assert kernel.relation == "kernel" and kernel.refit_every == 1
+    assert fig6.ARMS["gpu5ms"]["brp_gcn_kernel"][2] == fig6.ARMS["free"]["brp_kernel"][2]
 
 
 def test_pair_target_info_in_the_cli_output(capsys: pytest.CaptureFixture[str]) -> None:
