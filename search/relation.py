@@ -187,7 +187,7 @@ class KernelRelationModel(_Scored):
 
     ``length_scale`` is in units of sqrt(feature count) of standardised features: large values make the
     score nearly linear in the descriptors, which ranked NB201 best on the tuning seeds
-    (``benchmarks/results/search/kernel_sweep.md``).
+    (``benchmarks/results/search/brp_sweep.md``, round 4).
     """
 
     def __init__(
@@ -219,6 +219,7 @@ class KernelRelationModel(_Scored):
 
     def reset(self, seed: int | None) -> None:
         self._scores = None  # deterministic: nothing to seed
+        self.alpha = np.zeros(0)
         self.fits, self.newton_steps = [], []
 
     def kernel(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
