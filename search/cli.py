@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--relation",
-        choices=("gcn", "onehot", "kernel"),
+        choices=_relations(),
         default="gcn",
         help="BRP-NAS binary predictor: gcn (the paper's), onehot, kernel (structural descriptors; not the paper's)",
     )
@@ -114,6 +114,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
+
+
+def _relations() -> tuple[str, ...]:
+    from search.runner import RELATIONS
+
+    return RELATIONS
 
 
 def _defaults() -> dict[str, Any]:

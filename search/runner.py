@@ -106,13 +106,11 @@ class SearchOptions:
 
 def make_relation_model(options: SearchOptions, transfer: Any | None = None) -> RelationModel:
     """The BRP-NAS predictor the options name; ``transfer``: a trained GCN regressor whose trunk starts each fit."""
+    if options.relation != "gcn" and transfer is not None:
+        raise ValueError("transfer initialisation needs the GCN relation predictor (--relation gcn)")
     if options.relation == "onehot":
-        if transfer is not None:
-            raise ValueError("transfer initialisation needs the GCN relation predictor (--relation gcn)")
         return OneHotRelationModel(target=options.target, temperature=options.temperature)
     if options.relation == "kernel":
-        if transfer is not None:
-            raise ValueError("transfer initialisation needs the GCN relation predictor (--relation gcn)")
         return KernelRelationModel(options.length_scale, options.l2, options.target, options.temperature)
     weights = None
     hidden, layers = options.hidden, 4
