@@ -10,10 +10,14 @@ Parts:
 * ``free`` — Fig. 6 left: NB201 CIFAR-100 without a latency limit; BRP-NAS with the GCN binary
   relation predictor and the paper's K=100, I=5, α=0.5 (``search.runner.SearchOptions``' defaults,
   what ``eagle search`` uses), aging evolution (population 64, sample 16), REINFORCE (LSTM), random
-  search; every run trains ``--total`` models.
+  search; every run trains ``--total`` models. Also ``brp_linear`` (not the paper's predictor):
+  Algorithm 1 with a binary relation predictor linear in structural descriptors of the cell, ranked by
+  an upper confidence bound and refitted after every trained model (``search.runner.LINEAR_BRP``,
+  picked on tuning seeds in ``search_brp_sweep.py``, round 5).
 * ``gpu5ms`` — Fig. 6 right / Fig. 2: 5 ms on the desktop GPU (GTX 1080 Ti, LatBench): BRP-NAS
-  filtering with the GCN latency predictor, AE filtering with the layer-wise predictor, AE filtering
-  with the measured latency. A model counts only if its measured latency is under 5 ms.
+  filtering with the GCN latency predictor (the paper's relation predictor, ``brp_gcn``, and the linear
+  one, ``brp_gcn_linear``), AE filtering with the layer-wise predictor, AE filtering with the measured
+  latency. A model counts only if its measured latency is under 5 ms.
 * ``tuned`` (not in the default run) — BRP-NAS with the configuration ``search_brp_sweep.py`` picked
   on separate tuning seeds (``search.runner.TUNED_BRP``: K=40, I=4, α=0.5, soft pair targets at
   temperature 1) in both settings.
@@ -75,7 +79,15 @@ from search.oracle_nas import limits_range, oracle_nas, summarize
 from search.problem import Problem, SearchResult
 from search.reinforce import Controller
 from search.relation import RelationModel
-from search.runner import KERNEL_BRP, REFIT_BRP, TUNED_BRP, SearchOptions, make_relation_model, run_search
+from search.runner import (
+    KERNEL_BRP,
+    LINEAR_BRP,
+    REFIT_BRP,
+    TUNED_BRP,
+    SearchOptions,
+    make_relation_model,
+    run_search,
+)
 from search.space import nb201_space
 
 RESULTS = Path(__file__).resolve().parent / "results" / "search"
@@ -91,6 +103,7 @@ ARMS: dict[str, dict[str, tuple[str, str | None, dict[str, Any]]]] = {
         "brp_tuned": ("brp", None, TUNED_BRP),
         "brp_refit": ("brp", None, REFIT_BRP),
         "brp_kernel": ("brp", None, KERNEL_BRP),
+        "brp_linear": ("brp", None, LINEAR_BRP),
         "ae": ("ae", None, {}),
         "reinforce": ("reinforce", None, {}),
         "random": ("random", None, {}),
@@ -99,6 +112,7 @@ ARMS: dict[str, dict[str, tuple[str, str | None, dict[str, Any]]]] = {
         "brp_gcn": ("brp", "gcn", {}),
         "brp_gcn_tuned": ("brp", "gcn", TUNED_BRP),
         "brp_gcn_kernel": ("brp", "gcn", KERNEL_BRP),
+        "brp_gcn_linear": ("brp", "gcn", LINEAR_BRP),
         "ae_layerwise": ("ae", "layerwise", {}),
         "ae_measured": ("ae", "measured", {}),
     },
@@ -122,6 +136,8 @@ ARM_SEED = {
     "brp_refit": 5,
     "brp_kernel": 6,
     "brp_gcn_kernel": 6,
+    "brp_linear": 7,
+    "brp_gcn_linear": 7,
     "ae": 2,
     "ae_layerwise": 2,
     "reinforce": 3,
@@ -130,12 +146,13 @@ ARM_SEED = {
 }
 # setting -> (BRP-NAS arm, reference arm) pairs compared
 REFERENCE = {
-    "free": [("brp", "ae"), ("brp_tuned", "ae"), ("brp_refit", "ae"), ("brp_kernel", "ae")],
+    "free": [("brp", "ae"), ("brp_tuned", "ae"), ("brp_refit", "ae"), ("brp_kernel", "ae"), ("brp_linear", "ae")],
     "gpu5ms": [
         ("brp_gcn", "ae_measured"),
         ("brp_gcn", "ae_layerwise"),
         ("brp_gcn_tuned", "ae_measured"),
         ("brp_gcn_kernel", "ae_measured"),
+        ("brp_gcn_linear", "ae_measured"),
     ],
 }
 # what the summary shows of each arm's SearchOptions
@@ -154,6 +171,7 @@ SHOWN = {
         "refit_until",
         "length_scale",
         "l2",
+        "optimism",
     ),
     "ae": ("population", "sample"),
     "reinforce": (),
@@ -316,6 +334,7 @@ def run_arms(
                     opts.ensemble,
                     opts.length_scale,
                     opts.l2,
+                    opts.optimism,
                 )
                 # (refit_every / refit_until change the search, not the predictor: same compiled model)
                 relation = relations.get(key) or relations.setdefault(key, make_relation_model(opts))
@@ -389,10 +408,14 @@ def add_timing(out: Path, part: str, seconds: float) -> None:
 
 
 def shown_options(opts: SearchOptions) -> dict[str, Any]:
-    """The options that shape the arm (the kernel predictor's only where it is the one used)."""
-    kernel_only = ("length_scale", "l2") if opts.relation != "kernel" else ()
-    gcn_only = ("hidden", "steps", "ensemble") if opts.relation == "kernel" else ()
-    hidden = set(kernel_only) | set(gcn_only)
+    """The options that shape the arm (each predictor's own only where it is the one used)."""
+    own = {
+        "kernel": ("length_scale", "l2"),
+        "linear": ("l2", "optimism"),
+        "gcn": ("hidden", "steps", "ensemble"),
+        "onehot": (),
+    }
+    hidden = {k for rel, keys in own.items() if rel != opts.relation for k in keys} - set(own[opts.relation])
     return {k: v for k, v in asdict(opts).items() if k in SHOWN[opts.algorithm] and k not in hidden}
 
 
@@ -454,7 +477,7 @@ def summarise(out: Path) -> dict[str, Any]:
                     m: {"mean": rnd(stats[arm][m]["mean"][99]), "target": TARGET_AT_100, "optimum": OPTIMUM}
                     for m in METRICS
                 }
-                for arm in ("brp", "brp_tuned", "brp_refit", "brp_kernel")
+                for arm in ("brp", "brp_tuned", "brp_refit", "brp_kernel", "brp_linear")
                 if arm in stats and stats[arm][MAX_TEST]["mean"].size >= 100
             }
         summary["settings"][setting] = block
@@ -514,7 +537,11 @@ def render_md(summary: dict[str, Any]) -> str:
         "final phase (configuration picked on the tuning seeds, `brp_sweep.md`, round 3); "
         "`brp_kernel`/`brp_gcn_kernel`: not the paper's predictor — Algorithm 1 with a kernel binary relation "
         "predictor on structural descriptors of the cell (`search.relation.KernelRelationModel`), refitted "
-        "after every trained model (configuration picked on the tuning seeds, `brp_sweep.md`, round 4). "
+        "after every trained model (configuration picked on the tuning seeds, `brp_sweep.md`, round 4); "
+        "`brp_linear`/`brp_gcn_linear`: not the paper's predictor either — Algorithm 1 with a binary relation "
+        "predictor linear in the same descriptors, ranked by an upper confidence bound from the fit's "
+        "curvature (`search.relation.LinearRelationModel`), refitted after every trained model "
+        "(configuration picked on the tuning seeds, `brp_sweep.md`, round 5). "
         "`s/run` is wall time on 2 CPU cores shared with other jobs; `CPU s` is this "
         "process's CPU time per run, `load` the 1-minute load average when the run ended.",
         "",

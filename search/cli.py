@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--relation",
         choices=_relations(),
         default="gcn",
-        help="BRP-NAS binary predictor: gcn (the paper's), onehot, kernel (structural descriptors; not the paper's)",
+        help="BRP-NAS binary predictor: gcn (the paper's), onehot, kernel or linear (structural descriptors; "
+        "not the paper's)",
     )
     p.add_argument(
         "--length-scale",
@@ -64,7 +65,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=d["length_scale"],
         help=f"kernel relation predictor: RBF length scale ({d['length_scale']})",
     )
-    p.add_argument("--l2", type=float, default=d["l2"], help=f"kernel relation predictor: regularisation ({d['l2']})")
+    p.add_argument(
+        "--l2", type=float, default=d["l2"], help="kernel / linear relation predictor: regularisation (0.01 / 0.1)"
+    )
+    p.add_argument(
+        "--optimism",
+        type=float,
+        default=d["optimism"],
+        help=f"linear relation predictor: weight of the score's uncertainty in the ranking ({d['optimism']})",
+    )
     p.add_argument("--hidden", type=int, default=d["hidden"], help=f"GCN relation predictor width ({d['hidden']})")
     p.add_argument(
         "--steps", type=int, default=d["steps"], help=f"GCN relation predictor training steps per fit ({d['steps']})"
@@ -199,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
             refit_until=args.refit_until,
             length_scale=args.length_scale,
             l2=args.l2,
+            optimism=args.optimism,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from None

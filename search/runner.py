@@ -15,10 +15,17 @@ from search.evolution import aging_evolution
 from search.problem import Problem, SearchResult
 from search.random_search import random_search
 from search.reinforce import Controller, reinforce
-from search.relation import TARGETS, GCNRelationModel, KernelRelationModel, OneHotRelationModel, RelationModel
+from search.relation import (
+    TARGETS,
+    GCNRelationModel,
+    KernelRelationModel,
+    LinearRelationModel,
+    OneHotRelationModel,
+    RelationModel,
+)
 
 ALGORITHMS: tuple[str, ...] = ("brp", "ae", "reinforce", "random")
-RELATIONS: tuple[str, ...] = ("gcn", "onehot", "kernel")
+RELATIONS: tuple[str, ...] = ("gcn", "onehot", "kernel", "linear")
 
 
 # Algorithm 1 as the paper runs it on NB201 (K=100, I=5, alpha=0.5; hard 0/1 pair targets): the defaults.
@@ -56,6 +63,23 @@ KERNEL_BRP: dict[str, Any] = {
     "l2": 0.01,
 }
 
+# Not the paper's predictor: Algorithm 1 with the linear binary relation predictor on the same descriptors,
+# ranked by an upper confidence bound (search.relation.LinearRelationModel), refitted after every model of
+# the final phase. Picked in round 5 of benchmarks/search_brp_sweep.py on tuning seeds.
+LINEAR_BRP: dict[str, Any] = {
+    "budget": 10,
+    "iterations": 1,
+    "alpha": 0.5,
+    "relation": "linear",
+    "target": "soft",
+    "temperature": 1.0,
+    "refit_every": 1,
+    "l2": 0.1,
+    "optimism": 0.4,
+}
+# The regularisation each descriptor predictor was tuned with (SearchOptions.l2 = None picks it).
+DEFAULT_L2 = {"kernel": 0.01, "linear": 0.1}
+
 
 @dataclass(frozen=True)
 class SearchOptions:
@@ -68,7 +92,7 @@ class SearchOptions:
     alpha: float = 0.5
     population: int = 64  # aging evolution
     sample: int = 16
-    relation: str = "gcn"  # BRP-NAS predictor: "gcn" (the paper's), "onehot" (cheap) or "kernel" (structural)
+    relation: str = "gcn"  # BRP-NAS predictor: "gcn" (the paper's), "onehot" (cheap), "kernel" or "linear"
     hidden: int = 64  # GCN relation predictor width (4 layers)
     steps: int = 500  # full-batch Adam steps per predictor fit
     learning_rate: float = 2e-3
@@ -78,7 +102,8 @@ class SearchOptions:
     refit_every: int = 0  # BRP-NAS final phase: retrain the predictor after every this many models (0: never)
     refit_until: int | None = None  # ... until this many models are trained (None: all M)
     length_scale: float = 16.0  # kernel relation predictor: RBF length scale (x sqrt(features))
-    l2: float = 0.01  # kernel relation predictor: regularisation of the score function
+    l2: float | None = None  # kernel / linear relation predictor: regularisation (None: DEFAULT_L2)
+    optimism: float = 0.4  # linear relation predictor: UCB weight of the score's uncertainty (0: plain ranking)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -93,8 +118,10 @@ class SearchOptions:
             raise ValueError(f"the pair-target temperature must be > 0, got {self.temperature}")
         if self.refit_every < 0:
             raise ValueError(f"refit_every must be >= 0, got {self.refit_every}")
-        if not self.length_scale > 0 or not self.l2 > 0:
+        if not self.length_scale > 0 or (self.l2 is not None and not self.l2 > 0):
             raise ValueError(f"the kernel predictor needs length_scale > 0 and l2 > 0: {self.length_scale}, {self.l2}")
+        if not self.optimism >= 0:
+            raise ValueError(f"the linear predictor's optimism must be >= 0, got {self.optimism}")
         if self.total < 1:
             raise ValueError(f"--total must be >= 1, got {self.total}")
         if self.algorithm == "brp" and not 1 <= self.iterations <= self.budget <= self.total:
@@ -110,8 +137,11 @@ def make_relation_model(options: SearchOptions, transfer: Any | None = None) -> 
         raise ValueError("transfer initialisation needs the GCN relation predictor (--relation gcn)")
     if options.relation == "onehot":
         return OneHotRelationModel(target=options.target, temperature=options.temperature)
+    l2 = options.l2 if options.l2 is not None else DEFAULT_L2.get(options.relation)
     if options.relation == "kernel":
-        return KernelRelationModel(options.length_scale, options.l2, options.target, options.temperature)
+        return KernelRelationModel(options.length_scale, l2, options.target, options.temperature)
+    if options.relation == "linear":
+        return LinearRelationModel(l2, options.optimism, options.target, options.temperature)
     weights = None
     hidden, layers = options.hidden, 4
     if transfer is not None:
@@ -165,6 +195,7 @@ def run_search(
             "ensemble": getattr(model, "ensemble", None),
             "length_scale": getattr(model, "length_scale", None),
             "l2": getattr(model, "l2", None),
+            "optimism": getattr(model, "optimism", None),
         }
         return result
     if options.algorithm == "ae":

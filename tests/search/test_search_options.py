@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from search.problem import Problem
-from search.relation import KernelRelationModel, OneHotRelationModel
-from search.runner import PAPER_BRP, REFIT_BRP, TUNED_BRP, SearchOptions, make_relation_model, run_search
+from search.relation import KernelRelationModel, LinearRelationModel, OneHotRelationModel
+from search.runner import LINEAR_BRP, PAPER_BRP, REFIT_BRP, TUNED_BRP, SearchOptions, make_relation_model, run_search
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -152,3 +152,23 @@ def test_kernel_relation_refitted_after_every_model(capsys: pytest.CaptureFixtur
     assert main([*argv, "--json"]) == 0  # deterministic for a seed
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["selected"] == first["selected"]
+
+
+def test_linear_relation_reaches_the_search(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from latbench.cli import main
+
+    model = make_relation_model(SearchOptions("brp", 40, **LINEAR_BRP))
+    assert isinstance(model, LinearRelationModel) and (model.l2, model.optimism) == (0.1, 0.4)
+    default_l2 = make_relation_model(SearchOptions("brp", 40, budget=10, iterations=1, relation="linear"))
+    assert isinstance(default_l2, LinearRelationModel) and default_l2.l2 == 0.1  # l2 None: the tuned one
+    with pytest.raises(ValueError, match="optimism"):
+        SearchOptions("brp", 40, budget=10, iterations=1, relation="linear", optimism=-0.1)
+    argv = ["search", "--algo", "brp", "--relation", "linear", "--budget", "10", "--iterations", "1", "--total", "30"]
+    argv += ["--target", "soft", "--temperature", "1", "--refit-every", "1", "--optimism", "0.2", "--seed", "4"]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["trained"] == 30 and out["info"]["refits"] == 19
+    relation = out["info"]["relation"]
+    assert relation["kind"] == "LinearRelationModel" and (relation["l2"], relation["optimism"]) == (0.1, 0.2)
