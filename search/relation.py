@@ -73,6 +73,11 @@ def pair_targets(accuracies: np.ndarray, target: str = "hard", temperature: floa
     raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
 
 
+def _check_target(target: str) -> None:
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+
+
 def _check_fit_args(indices: np.ndarray, accuracies: np.ndarray, space: Space) -> tuple[np.ndarray, np.ndarray]:
     idx = space.check_indices(indices)
     acc = np.asarray(accuracies, dtype=np.float64).reshape(-1)
@@ -139,8 +144,7 @@ class OneHotRelationModel(_Scored):
         temperature: float | None = None,
         space: Space | None = None,
     ) -> None:
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        _check_target(target)
         self.space = space or nb201_space()
         self.steps, self.learning_rate, self.l2, self.target = steps, learning_rate, l2, target
         self.temperature = temperature
@@ -227,8 +231,7 @@ class KernelRelationModel(_Scored):
         max_newton_steps: int = 30,
         space: Space | None = None,
     ) -> None:
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        _check_target(target)
         if not length_scale > 0 or not l2 > 0:
             raise ValueError(f"need length_scale > 0 and l2 > 0, got {length_scale}, {l2}")
         self.space = space or nb201_space()
@@ -300,8 +303,7 @@ class LinearRelationModel(_Scored):
         max_newton_steps: int = 30,
         space: Space | None = None,
     ) -> None:
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        _check_target(target)
         if not l2 > 0 or not optimism >= 0:
             raise ValueError(f"need l2 > 0 and optimism >= 0, got {l2}, {optimism}")
         self.space = space or nb201_space()
@@ -384,8 +386,7 @@ class GCNRelationModel(_Scored):
         from predictors.gcn import GCNConfig, build_trunk
         from search._tf import Adam
 
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        _check_target(target)
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         if ensemble < 1:
