@@ -77,7 +77,9 @@ def test_tiny_run_is_resumable(bench: ModuleType, tmp_path: Path) -> None:
     assert bench.read_units(units / "gpu5ms_brp_gcn_tuned.jsonl") == []
     free = json.loads((tmp_path / "search_fig6.json").read_text())["settings"]["free"]
     assert free["arms"]["brp"]["options"]["target"] == "hard" and free["arms"]["brp"]["options"]["budget"] == 100
-    assert set(free["target_at_100"]) == {"brp", "brp_tuned"}
+    assert set(free["target_at_100"]) == {"brp", "brp_linear", "brp_tuned"}
+    assert free["arms"]["brp_linear"]["options"]["relation"] == "linear"  # in the default run
+    assert "length_scale" not in free["arms"]["brp_linear"]["options"]  # the kernel's option is not shown
     assert bench.main([*args, "--parts", "refit"]) == 0  # the refitting arm: free setting only
     rows = bench.read_units(units / "free_brp_refit.jsonl")
     assert len(rows) == 1 and rows[0]["seed"] == bench.run_seed("free", "brp_refit", 0) == 5000
