@@ -289,9 +289,9 @@ class LinearRelationModel(_Scored):
     say little (combinations the search has not tried) move up, so a search does not keep refining one
     region because the first random models happened to rank another feature low. The pair loss is
     averaged over pairs, so the bonus does not shrink as models accumulate: β sets a steady level of
-    exploration rather than a posterior that concentrates. On the tuning seeds
-    this reached NB201's best CIFAR-100 cell within 50 trained models in every run
-    (``benchmarks/results/search/brp_sweep.md``, round 5).
+    exploration rather than a posterior that concentrates. On the tuning seeds this reached NB201's best
+    CIFAR-100 cell within 50 trained models in every run (``benchmarks/results/search/brp_sweep.md``,
+    round 5).
     """
 
     def __init__(
