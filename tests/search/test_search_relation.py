@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -31,6 +33,22 @@ def rank_correlation(model: object, truth: np.ndarray, candidates: np.ndarray) -
     position = np.empty(SPACE.size)
     position[order] = np.arange(order.size)
     return spearman(-position[candidates], truth[candidates])
+
+
+def pair_loss(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Sigmoid cross-entropy of P(i beats j) = sigmoid(s_i - s_j), averaged over ordered pairs."""
+    logits = scores[:, None] - scores[None, :]
+    mask = 1.0 - np.eye(scores.size)
+    return float(((np.logaddexp(0.0, logits) - targets * logits) * mask).sum() / mask.sum())
+
+
+def assert_minimum(loss: Callable[[np.ndarray], float], point: np.ndarray) -> None:
+    """A small step either way along random directions never lowers the loss."""
+    base = loss(point)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        d = rng.normal(size=point.size) * 1e-2
+        assert loss(point + d) >= base - 1e-9 and loss(point - d) >= base - 1e-9
 
 
 def test_pair_targets() -> None:
@@ -91,20 +109,7 @@ def test_kernel_model_learns_a_ranking_at_the_optimum(training_set: tuple[np.nda
     x = model.features[idx[:100]]
     k = model.kernel(x, x)
     t = pair_targets(acc[:100], "soft", 1.0)
-    mask = 1.0 - np.eye(100)
-
-    def loss(alpha: np.ndarray) -> float:
-        s = k @ alpha
-        logits = s[:, None] - s[None, :]
-        ce = np.logaddexp(0.0, logits) - t * logits
-        return float((ce * mask).sum() / mask.sum() + 0.5 * model.l2 * alpha @ k @ alpha)
-
-    base = loss(model.alpha)
-    alpha = model.alpha
-    rng = np.random.default_rng(1)
-    for _ in range(5):
-        d = rng.normal(size=100) * 1e-2
-        assert loss(alpha + d) >= base - 1e-9 and loss(alpha - d) >= base - 1e-9
+    assert_minimum(lambda alpha: pair_loss(k @ alpha, t) + 0.5 * model.l2 * alpha @ k @ alpha, model.alpha)
 
 
 def test_kernel_model_is_deterministic_and_checks_its_settings() -> None:
@@ -136,19 +141,7 @@ def test_linear_model_learns_a_ranking_at_the_optimum(training_set: tuple[np.nda
     # the fit is the minimum of the regularised pair loss
     x = model.features[idx[:100]]
     t = pair_targets(acc[:100], "soft", 1.0)
-    mask = 1.0 - np.eye(100)
-
-    def loss(w: np.ndarray) -> float:
-        s = x @ w
-        logits = s[:, None] - s[None, :]
-        ce = np.logaddexp(0.0, logits) - t * logits
-        return float((ce * mask).sum() / mask.sum() + 0.5 * model.l2 * w @ w)
-
-    base, w = loss(model.weights), model.weights
-    rng = np.random.default_rng(1)
-    for _ in range(5):
-        d = rng.normal(size=w.size) * 1e-2
-        assert loss(w + d) >= base - 1e-9 and loss(w - d) >= base - 1e-9
+    assert_minimum(lambda w: pair_loss(x @ w, t) + 0.5 * model.l2 * w @ w, model.weights)
 
 
 def test_linear_model_optimism_lifts_what_the_trained_models_never_tried() -> None:
