@@ -52,9 +52,7 @@ def validation_message(exc: RequestValidationError) -> str:
 
 async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": validation_message(exc)}
-    )
+    return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": validation_message(exc)})
 
 
 def database_url(settings: Settings) -> str:

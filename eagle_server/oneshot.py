@@ -64,12 +64,20 @@ def run_campaign(
     """Queue, wait (printing progress), report. Returns 0 when every job was measured."""
     with factory() as session:
         campaign = submit_campaign(
-            session, device, list(request.indices), runtime=runtime, protocol={"runs": request.runs},
+            session,
+            device,
+            list(request.indices),
+            runtime=runtime,
+            protocol={"runs": request.runs},
             name="eagle serve --measure",
         )
         campaign_id = campaign.id
-    print(f"queued campaign {campaign_id}: {len(request.indices)} models for device {device!r} "
-          f"({runtime}, {request.runs} runs each)", file=out, flush=True)
+    print(
+        f"queued campaign {campaign_id}: {len(request.indices)} models for device {device!r} "
+        f"({runtime}, {request.runs} runs each)",
+        file=out,
+        flush=True,
+    )
     last = ""
     progress: dict[str, Any] = {}
     while not stop.wait(1.0):
@@ -93,8 +101,9 @@ def run_campaign(
             .order_by(Measurement.arch_index)
         ).all()
         failed = session.execute(
-            select(Job.arch_index, Job.error_class, Job.last_error)
-            .where(Job.campaign_id == campaign_id, Job.state != JobState.DONE.value)
+            select(Job.arch_index, Job.error_class, Job.last_error).where(
+                Job.campaign_id == campaign_id, Job.state != JobState.DONE.value
+            )
         ).all()
         print(f"\n{'index':>6}  {'latency ms':>10}  {'IQR ms':>8}  arch", file=out)
         for index, latency, stats in rows:
@@ -107,6 +116,9 @@ def run_campaign(
             with request.export.open("w", encoding="utf-8", newline="") as f:
                 export_release(session, f, devices=[device], record=False)
             print(f"\nLatBench CSV of device {device!r}: {request.export}", file=out)
-    print(f"campaign {campaign_id}: {len(rows)} measured, {len(failed)} failed "
-          f"({time.strftime('%H:%M:%S')})", file=out, flush=True)
+    print(
+        f"campaign {campaign_id}: {len(rows)} measured, {len(failed)} failed ({time.strftime('%H:%M:%S')})",
+        file=out,
+        flush=True,
+    )
     return 0 if not failed else 1

@@ -80,10 +80,7 @@ class RandomModels(_Request):
     seed: int | None = Field(default=None, description="draw seed; chosen and reported back when omitted")
 
 
-MODELS_HELP = (
-    'models must be "all", "unmeasured", {"indices": [...]}, {"arch_strs": [...]} '
-    'or {"random": N, "seed": S}'
-)
+MODELS_HELP = 'models must be "all", "unmeasured", {"indices": [...]}, {"arch_strs": [...]} or {"random": N, "seed": S}'
 
 
 def _models_tag(value: Any) -> str | None:

@@ -142,18 +142,31 @@ def start_local_agent(
     from eagle_agent.detect import cpu_model, host_facts
 
     with factory() as session:
-        ensure_device(session, LOCAL_DEVICE, hardware=cpu_model(), runtime=runtime, host=host_facts(),
-                      device_class="desktop_cpu", precision="fp32")
+        ensure_device(
+            session,
+            LOCAL_DEVICE,
+            hardware=cpu_model(),
+            runtime=runtime,
+            host=host_facts(),
+            device_class="desktop_cpu",
+            precision="fp32",
+        )
         session.commit()
         token = create_agent_token(session, note="eagle serve --local-agent")
     # EAGLE_PARENT_PID: the agent exits with this server, even one killed with SIGKILL (eagle_agent.orphan).
     env = parent_env(dict(os.environ, EAGLE_AGENT_TOKEN=token))
     argv = [
-        sys.executable, "-m", "eagle_agent.main",
-        "--server", grpc_target,
-        "--device", LOCAL_DEVICE,
-        "--runtime", runtime,
-        "--workdir", str(workdir / "agent-local"),
+        sys.executable,
+        "-m",
+        "eagle_agent.main",
+        "--server",
+        grpc_target,
+        "--device",
+        LOCAL_DEVICE,
+        "--runtime",
+        runtime,
+        "--workdir",
+        str(workdir / "agent-local"),
     ]
     return subprocess.Popen(argv, env=env, stdout=log_file, stderr=log_file, start_new_session=True)
 
@@ -291,9 +304,7 @@ class EagleServer:
         if self.shipped_predictors:
             lines.append(f"  predictors: shipped ones registered for {len(self.shipped_predictors)} LatBench devices")
         if self.trainer is not None:
-            lines.append(
-                f"  trainer pid {self.trainer.pid} (log: {Path(self.settings.workdir) / 'trainer.log'})"
-            )
+            lines.append(f"  trainer pid {self.trainer.pid} (log: {Path(self.settings.workdir) / 'trainer.log'})")
         if self.agent is not None:
             lines.append(
                 f"  local agent pid {self.agent.pid}, device {LOCAL_DEVICE!r}, runtime {self.agent_runtime} "

@@ -21,9 +21,7 @@ def _settings_file() -> str | None:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EAGLE_", extra="ignore")
 
-    db_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default: a SQLite file under ./var/eagle.db"
-    )
+    db_url: str | None = Field(default=None, description="SQLAlchemy URL; default: a SQLite file under ./var/eagle.db")
     api_key: str | None = Field(
         default=None,
         description="key for REST writes (header X-API-Key); when unset the server generates one at start",

@@ -70,7 +70,10 @@ def _export_with_bar(client: Any, out: Path, devices: list[str] | None, version:
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
     with Progress(
-        *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=Console(stderr=True),
+        *Progress.get_default_columns(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
         transient=True,
     ) as bar:
         task = bar.add_task("export", total=None)
@@ -105,7 +108,9 @@ def run_import(args: argparse.Namespace) -> int:
     emit(
         summary,
         args.json,
-        lambda s: f"imported {s['inserted']} measurement(s) as {s['provenance']!r} "
-        f"({s.get('unchanged', 0)} unchanged, {s.get('skipped_filled', 0)} filled cells skipped)",
+        lambda s: (
+            f"imported {s['inserted']} measurement(s) as {s['provenance']!r} "
+            f"({s.get('unchanged', 0)} unchanged, {s.get('skipped_filled', 0)} filled cells skipped)"
+        ),
     )
     return 0

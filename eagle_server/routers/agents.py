@@ -20,9 +20,7 @@ def list_agents(session: Session, settings: Settings) -> list[AgentOut]:
     now = utcnow()
     leased = dict(
         session.execute(
-            select(Job.lease_owner, func.count())
-            .where(Job.state == JobState.LEASED.value)
-            .group_by(Job.lease_owner)
+            select(Job.lease_owner, func.count()).where(Job.state == JobState.LEASED.value).group_by(Job.lease_owner)
         ).all()
     )
     out = []

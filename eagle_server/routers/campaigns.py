@@ -52,14 +52,10 @@ def _unmeasured(session: Session, device: Device, dedupe: bool) -> list[int]:
     if dedupe:
         keys = set(session.scalars(select(Measurement.canonical_key).where(of_device).distinct()))
     rows = architecture_rows()
-    return [
-        i for i in _valid_indices() if i not in measured and rows[i]["canonical_key"] not in keys
-    ]
+    return [i for i in _valid_indices() if i not in measured and rows[i]["canonical_key"] not in keys]
 
 
-def resolve_models(
-    session: Session, spec: Any, device: Device, dedupe: bool
-) -> tuple[list[int], int | None]:
+def resolve_models(session: Session, spec: Any, device: Device, dedupe: bool) -> tuple[list[int], int | None]:
     """NB201 indices named by a campaign's ``models`` (and the seed of a random draw)."""
     if spec == "all":
         return _valid_indices(), None
@@ -99,9 +95,7 @@ def _progress(session: Session, campaign_id: int) -> dict[str, Any]:
 
 
 @router.post("", response_model=CampaignCreated, status_code=status.HTTP_201_CREATED)
-def create_campaign(
-    _: ApiKeyDep, body: CampaignCreate, session: SessionDep, settings: SettingsDep
-) -> CampaignCreated:
+def create_campaign(_: ApiKeyDep, body: CampaignCreate, session: SessionDep, settings: SettingsDep) -> CampaignCreated:
     try:
         device = require_device(session, body.device)
     except UnknownDevice as exc:

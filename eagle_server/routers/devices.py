@@ -28,9 +28,7 @@ def _fields(device: Device, measurements: int) -> dict[str, object]:
 
 @router.get("", response_model=list[DeviceOut])
 def list_devices(session: SessionDep) -> list[DeviceOut]:
-    counts = dict(
-        session.execute(select(Measurement.device_id, func.count()).group_by(Measurement.device_id)).all()
-    )
+    counts = dict(session.execute(select(Measurement.device_id, func.count()).group_by(Measurement.device_id)).all())
     devices = session.scalars(select(Device).order_by(Device.name))
     return [DeviceOut(**_fields(d, int(counts.get(d.id, 0)))) for d in devices]  # type: ignore[arg-type]
 

@@ -38,8 +38,10 @@ def run_stats(args: argparse.Namespace) -> int:
     emit(
         space_stats(),
         args.json,
-        lambda p: f"{p['archs']} archs, {p['invalid']} invalid (output unreachable), "
-        f"{p['unique_graphs']} unique pruned graphs",
+        lambda p: (
+            f"{p['archs']} archs, {p['invalid']} invalid (output unreachable), "
+            f"{p['unique_graphs']} unique pruned graphs"
+        ),
     )
     return 0
 

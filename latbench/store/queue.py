@@ -796,8 +796,17 @@ def report_result(
     latency_ms, stats_json, raw, versions_json = report_payload(latency_ms, stats, raw_ms, versions)
     if is_postgresql(session):
         outcome = _report_pg(
-            session, job_id, lease_id, agent_id, float(latency_ms), stats_json, raw, versions_json, runtime,
-            precision, now,
+            session,
+            job_id,
+            lease_id,
+            agent_id,
+            float(latency_ms),
+            stats_json,
+            raw,
+            versions_json,
+            runtime,
+            precision,
+            now,
         )
         if outcome is not None:
             return outcome

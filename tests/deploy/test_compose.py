@@ -16,8 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _console_scripts() -> dict[str, str]:
-    return {ep.name: ep.value for ep in entry_points(group="console_scripts") if ep.value.split(".")[0] in {
-        "latbench", "eagle_agent", "eagle_server", "predictors", "search"}}
+    return {
+        ep.name: ep.value
+        for ep in entry_points(group="console_scripts")
+        if ep.value.split(".")[0] in {"latbench", "eagle_agent", "eagle_server", "predictors", "search"}
+    }
 
 
 def _check_command(argv: list[str]) -> None:

@@ -6,14 +6,32 @@ from eagle_server.cli.agents import _agents_table
 
 
 def _agent(check: dict[str, object]) -> dict[str, object]:
-    return {"id": "a1", "state": "online", "device": "embedded_tpu_edgetpu_int8", "hostname": "lab-3",
-            "capabilities": ["edgetpu:int8"], "last_heartbeat": "2026-11-28T10:00:00+00:00", "leased_jobs": 0,
-            "backend_check": check}
+    return {
+        "id": "a1",
+        "state": "online",
+        "device": "embedded_tpu_edgetpu_int8",
+        "hostname": "lab-3",
+        "capabilities": ["edgetpu:int8"],
+        "last_heartbeat": "2026-11-28T10:00:00+00:00",
+        "leased_jobs": 0,
+        "backend_check": check,
+    }
 
 
 def test_failed_check_names_what_is_missing_and_the_fix() -> None:
-    text = _agents_table({"agents": [_agent({"ok": False, "found": {}, "missing": {
-        "edgetpu_compiler": "not on PATH: install the Edge TPU compiler"}})]})
+    text = _agents_table(
+        {
+            "agents": [
+                _agent(
+                    {
+                        "ok": False,
+                        "found": {},
+                        "missing": {"edgetpu_compiler": "not on PATH: install the Edge TPU compiler"},
+                    }
+                )
+            ]
+        }
+    )
     assert "backend check FAILED: edgetpu_compiler: not on PATH: install the Edge TPU compiler" in text
 
 

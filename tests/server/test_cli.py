@@ -230,7 +230,11 @@ def test_client_reads_the_key_from_the_environment(monkeypatch: pytest.MonkeyPat
 
 def test_server_starts_on_either_backend_and_imports_latbench_once(db_url: str, tmp_path: Path) -> None:
     settings = Settings(
-        db_url=db_url, workdir=str(tmp_path), http_port=0, grpc_address="127.0.0.1:0", api_key="k",
+        db_url=db_url,
+        workdir=str(tmp_path),
+        http_port=0,
+        grpc_address="127.0.0.1:0",
+        api_key="k",
         import_latbench_on_start=True,
     )
     first = EagleServer(settings)

@@ -38,9 +38,28 @@ def test_serve_measure_runs_a_campaign_and_exits(tmp_path: Path) -> None:
     env = dict(os.environ, EAGLE_SETTINGS_FILE=str(tmp_path / "none.env"))
     env.pop("EAGLE_DB_URL", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "latbench.cli", "serve", "--measure", "0,1", "--runs", "30", "--no-import",
-         "--port", "0", "--grpc", "127.0.0.1:0", "--export", "out/local.csv"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "latbench.cli",
+            "serve",
+            "--measure",
+            "0,1",
+            "--runs",
+            "30",
+            "--no-import",
+            "--port",
+            "0",
+            "--grpc",
+            "127.0.0.1:0",
+            "--export",
+            "out/local.csv",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "campaign 1: 2 measured, 0 failed" in proc.stdout

@@ -166,8 +166,17 @@ def test_one_job_twice_in_a_batch_is_recorded_once(
         queue.submit_campaign(session, device, _archs(1))
     leased = group.lease(agent, device, CAPS, 60.0)
     assert isinstance(leased, queue.LeasedJob)
-    args = dict(job_id=leased.job_id, lease_id=leased.lease_id, agent_id=agent, latency_ms=2.0, stats="{}",
-                raw_ms="null", versions="null", runtime="", precision="")
+    args = dict(
+        job_id=leased.job_id,
+        lease_id=leased.lease_id,
+        agent_id=agent,
+        latency_ms=2.0,
+        stats="{}",
+        raw_ms="null",
+        versions="null",
+        runtime="",
+        precision="",
+    )
     assert group._report_batch([args, dict(args)]) == [ReportOutcome.ACCEPTED, SINGLE]
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(Measurement)) == 1
