@@ -3,8 +3,9 @@
 LatBench timed every NB201 cell separately, also cells whose pruned graphs are identical (the same
 network), and those timings differ: the noise floor of ``table1_latency.py``. This benchmark splits a
 predictor's misses into its own error and that timing noise. For one 900/100 split per device it trains
-the ``prior`` GCN of ``table1_latency.py`` (the same split, recipe and seed, so the same predictor as that
-unit) and scores its test predictions three ways, by identical-graph group size:
+the ``prior`` GCN of ``table1_latency.py`` (the same split, recipe and seed as that unit; thread settings
+and TF versions move its scores by a few tenths) and scores its test predictions three ways, by
+identical-graph group size:
 
 * ``vs own timing``: Table 1's score, the prediction against the model's own timing;
 * ``vs twins' median``: the prediction against the median of the model's identical-graph twins' timings,
@@ -127,12 +128,17 @@ def _fmt(s: dict[str, float] | None) -> str:
     return f"{s['within_1pct']:.1f} / {s['within_5pct']:.1f} / {s['within_10pct']:.1f}"
 
 
+def _doc_paragraphs() -> list[str]:
+    """The docstring's explanation (from its second paragraph up to the run instructions), as Markdown lines."""
+    body = (__doc__ or "").split("\n\n")[1:4]
+    return [line for para in body for line in [*para.splitlines(), ""]]
+
+
 def render_md(summary: dict[str, Any]) -> str:
     lines = [
         "# Table 1 noise floor: the GCN against denoised latencies",
         "",
-        (__doc__ or "").split("\n\n")[1].replace("\n", " "),
-        "",
+        *_doc_paragraphs(),
         f"GCN `{VARIANT}` of `table1_latency.py`, n = {N_TRAIN}; shares (%) within ±1 / 5 / 10%.",
         "Produced by `python benchmarks/table1_noise.py --devices paper --seeds 0` and `--summary`.",
         "",
