@@ -452,7 +452,8 @@ def render_md(summary: dict[str, Any]) -> str:
         f"and ≤ {TARGET_GAPS['10pct']:g} at ±10%. Few seeds make a mean uncertain: compare with the std above.",
         "",
         "Gaps to the held-out-twin ceiling (negative: the predictor scores above it) are shown beside them;",
-        "the target is read against the issue's ceiling.",
+        "the target is read against the issue's ceiling. `table1_noise.md` splits the GCN's misses into its own",
+        "error (against the median of each model's twins) and the timing noise (`benchmarks/table1_noise.py`).",
         "",
         "| device | n | best variant | seeds | ±5% (ceiling) | gap ±5 | ±10% (ceiling) | gap ±10 | target met "
         "| held-out gap ±5 / ±10 |",
