@@ -26,6 +26,7 @@ Resumable: one unit per (device, seed) in ``benchmarks/results/table1_noise/``. 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -113,13 +114,8 @@ def unit_path(results: Path, device: str, seed: int) -> Path:
 
 
 def summarise(results: Path) -> dict[str, Any]:
-    import json
-
     units = [json.loads(p.read_text()) for p in sorted((results / NAME).glob("*.json"))]
-    by_device: dict[str, list[dict[str, Any]]] = {}
-    for u in units:
-        by_device.setdefault(u["device"], []).append(u)
-    return {"units": units, "devices": sorted(by_device)}
+    return {"units": units, "devices": sorted({u["device"] for u in units})}
 
 
 def _fmt(s: dict[str, float] | None) -> str:
