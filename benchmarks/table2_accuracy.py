@@ -105,6 +105,8 @@ VARIANT_NOTES: dict[str, str] = {
     "66.5, 4 x 128 with a log target 62.7, 4 x 128 with Huber δ 0.5 73.2 and δ 0.2 73.5, 4 x 600 with "
     "Huber δ 0.5 72.2 (kept: the transfer inits need the 4 x 600 trunk). Seeds 3-9 and the other inits had "
     "no part in the choice.",
+    "robust_ens3": "Three `robust` members (seeds seed*100 + 0, 1, 2), latency init only: 79.8 ± 2.1 at n=100 "
+    "against 79.6 ± 2.4 for one member on the same 10 draws. Averaging seeds does not remove what limits it.",
     "improved": "Run on seed 0 only: worse than the plain recipe (the 15-model validation split leaves 85 models "
     "to train on, and its noisy loss stopped training at best epochs 11 / 17 vs 127 / 185 for the plain "
     "recipe), so the CPU went to the plain recipe's seeds instead.",
