@@ -54,23 +54,6 @@ BINS: dict[str, tuple[int, int]] = {"no twin": (0, 0), "1-3 twins": (1, 3), "4+ 
 DENOISED_BIN = "4+ twins"
 
 
-def twins_medians(y: np.ndarray, models: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each of ``models``: the median of its twins' timings (own left out; NaN without twins), twin count."""
-    measured = np.flatnonzero(np.isfinite(y))
-    keys = table1.canonical_keys()
-    members: dict[str, list[int]] = {}
-    for i in measured:
-        members.setdefault(keys[i], []).append(int(i))
-    med = np.full(models.size, np.nan)
-    count = np.zeros(models.size, dtype=int)
-    for k, m in enumerate(models):
-        others = [j for j in members.get(keys[m], []) if j != m]
-        count[k] = len(others)
-        if others:
-            med[k] = float(np.median(y[others]))
-    return med, count
-
-
 def shares(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     return {k: round(v, 2) for k, v in metrics.within_shares(pred, true, table1.TOLERANCES).items()}
 
@@ -88,7 +71,7 @@ def run_unit(device: str, seed: int) -> dict[str, Any]:
     gcn = LatencyPredictor(GCNConfig(), train_cfg, prior=prior)
     gcn.fit(adj[tr], feat[tr], y[tr], val=(adj[va], feat[va], y[va]))
     pred = gcn.predict(adj[te], feat[te])
-    med, count = twins_medians(y, te)
+    med, count = table1.twins_medians(y, te)
     bins: dict[str, Any] = {}
     for name, (lo, hi) in BINS.items():
         m = (count >= lo) & (count <= hi)
