@@ -483,6 +483,21 @@ def render_md(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def resolve_devices(spec: str) -> list[str]:
+    """Device names from ``--devices``: 'paper' (the paper's six), 'all' (those first) or a comma list."""
+    known = [d.name for d in load_latency().devices()]
+    if spec == "paper":
+        devices = list(PAPER_DEVICES)
+    elif spec == "all":
+        devices = list(PAPER_DEVICES) + [d for d in known if d not in PAPER_DEVICES]
+    else:
+        devices = [d.strip() for d in spec.split(",") if d.strip()]
+    unknown = [d for d in devices if d not in known]
+    if unknown or not devices:
+        raise ValueError(f"unknown devices {unknown or spec!r}; known: {', '.join(known)}")
+    return devices
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", default="paper", help="'paper', 'all', or comma-separated device names")
@@ -502,16 +517,10 @@ def main(argv: list[str] | None = None) -> int:
         print(render_md(summary))
         return 0
 
-    known = [d.name for d in load_latency().devices()]
-    if args.devices == "paper":
-        devices = list(PAPER_DEVICES)
-    elif args.devices == "all":
-        devices = list(PAPER_DEVICES) + [d for d in known if d not in PAPER_DEVICES]
-    else:
-        devices = [d.strip() for d in args.devices.split(",") if d.strip()]
-    unknown = [d for d in devices if d not in known]
-    if unknown:
-        parser.error(f"unknown devices {unknown}; known: {', '.join(known)}")
+    try:
+        devices = resolve_devices(args.devices)
+    except ValueError as err:
+        parser.error(str(err))
     variants = [v.strip() for v in args.variants.split(",")]
     if set(variants) - set(ALL_VARIANTS):
         parser.error(f"unknown variants {sorted(set(variants) - set(ALL_VARIANTS))}; known: {', '.join(ALL_VARIANTS)}")

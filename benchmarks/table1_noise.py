@@ -39,7 +39,7 @@ import numpy as np
 import table1_latency as table1
 from _units import add_unit_args, run_units, save_summary
 
-from latbench.data import PAPER_DEVICES, load_latency
+from latbench.data import load_latency
 from latbench.graph import encode_all_nb201
 from predictors import metrics
 from predictors.gcn import GCNConfig
@@ -136,15 +136,14 @@ def render_md(summary: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--devices", default="paper", help="'paper' or comma-separated device names")
+    parser.add_argument("--devices", default="paper", help="'paper', 'all', or comma-separated device names")
     add_unit_args(parser, RESULTS, seeds="0")
     args = parser.parse_args(argv)
     if not args.summary:
-        known = [d.name for d in load_latency().devices()]
-        devices = list(PAPER_DEVICES) if args.devices == "paper" else args.devices.split(",")
-        unknown = [d for d in devices if d not in known]
-        if unknown:
-            parser.error(f"unknown devices {unknown}; known: {', '.join(known)}")
+        try:
+            devices = table1.resolve_devices(args.devices)
+        except ValueError as err:
+            parser.error(str(err))
         seeds = [int(s) for s in args.seeds.split(",")]
         run_units(
             ((unit_path(args.results, d, s), lambda d=d, s=s: run_unit(d, s)) for s in seeds for d in devices),

@@ -20,3 +20,17 @@ def test_heldout_ceiling_predicts_each_model_from_its_twins_only(monkeypatch: py
     assert held["within_10pct"] == pytest.approx(60.0)
     first = bench.ceiling(y)  # the ceiling: own timing in the median, the singleton a hit
     assert first["models"] == 6 and first["within_5pct"] == pytest.approx(100 * 4 / 6)
+
+
+def test_resolve_devices_orders_the_papers_six_first_and_names_unknown_devices() -> None:
+    bench = load_script("table1_latency")
+    from latbench.data import PAPER_DEVICES, load_latency
+
+    every = bench.resolve_devices("all")
+    assert every[: len(PAPER_DEVICES)] == list(PAPER_DEVICES)
+    assert sorted(every) == sorted(d.name for d in load_latency().devices())
+    assert bench.resolve_devices(f" {PAPER_DEVICES[1]} ,") == [PAPER_DEVICES[1]]
+    with pytest.raises(ValueError, match="unknown devices \\['no_such_device'\\]"):
+        bench.resolve_devices(f"{PAPER_DEVICES[0]},no_such_device")
+    with pytest.raises(ValueError, match="unknown devices"):
+        bench.resolve_devices(",")
