@@ -107,6 +107,12 @@ class _Scored:
         cand = self.space.check_indices(candidates)
         return _order(cand, self._scores[cand])
 
+    def reset(self, seed: int | None) -> None:
+        """Forget the last fit and reseed (models with more state override this)."""
+        self._rng = np.random.default_rng(seed)
+        self._scores = None
+        self.fits: list[int] = []
+
 
 class ScoreRelationModel(_Scored):
     """Ranks by a fixed score per index (plus optional Gaussian noise per fit): for tests and bounds."""
@@ -119,11 +125,6 @@ class ScoreRelationModel(_Scored):
         self.noise = noise
         self.fits: list[int] = []  # training-set size of each fit (what tests check)
         self.reset(None)
-
-    def reset(self, seed: int | None) -> None:
-        self._rng = np.random.default_rng(seed)
-        self._scores = None
-        self.fits = []
 
     def fit(self, indices: np.ndarray, accuracies: np.ndarray) -> None:
         idx, _ = _check_fit_args(indices, accuracies, self.space)
@@ -151,11 +152,6 @@ class OneHotRelationModel(_Scored):
         self.features = onehot_ops(self.space)
         self.fits: list[int] = []
         self.reset(None)
-
-    def reset(self, seed: int | None) -> None:
-        self._rng = np.random.default_rng(seed)
-        self._scores = None
-        self.fits = []
 
     def fit(self, indices: np.ndarray, accuracies: np.ndarray) -> None:
         idx, acc = _check_fit_args(indices, accuracies, self.space)
