@@ -108,7 +108,9 @@ VARIANT_NOTES: dict[str, str] = {
     "there: 72.2): the global node's features extended with the 24 standardised structural descriptors of "
     "`structural` (below), 73.5; the trunk pretrained without any accuracy to regress those descriptors of every "
     "distinct NB201 graph (20 epochs), then fine-tuned, 73.2 (a ridge read-out of that frozen trunk: 56.6). "
-    "Neither was adopted.",
+    "Neither was adopted. Nor a richer transfer source: the trunk pretrained on 12 LatBench devices' latencies "
+    "of every distinct NB201 graph (Table 1's `multi` trunk without the Jetson Nano fp32), fine-tuned as the "
+    "latency init is: 77.5 on seeds 0-2, the desktop-GPU latency init 77.4 there.",
     "robust_ens3": "Three `robust` members (seeds seed*100 + 0, 1, 2), latency init only: 79.8 ± 2.1 at n=100 "
     "against 79.6 ± 2.4 for one member on the same 10 draws. Averaging seeds does not remove what limits it.",
     "improved": "Run on seed 0 only: worse than the plain recipe (the 15-model validation split leaves 85 models "
