@@ -2,10 +2,11 @@
 
 LatBench timed every NB201 cell separately, also cells whose pruned graphs are identical (the same
 network), and those timings differ: the noise floor of ``table1_latency.py``. This benchmark splits a
-predictor's misses into its own error and that timing noise. For one 900/100 split per device it trains
-the ``prior`` GCN of ``table1_latency.py`` (the same split, recipe and seed as that unit; thread settings
-and TF versions move its scores by a few tenths) and scores its test predictions three ways, by
-identical-graph group size:
+predictor's misses into its own error and that timing noise. For each 900/100 split and device it trains
+the ``prior`` GCN of ``table1_latency.py`` (the same split, recipe and seed as that unit, but a separate
+training run: thread settings and TF versions change its ±5% share, on 9 of the 12 units by under 1 point,
+on the i7 split 0 by 2, on the GTX 1080 Ti and EdgeTPU split 1 by 4) and scores its test predictions three
+ways, by identical-graph group size:
 
 * ``vs own timing``: Table 1's score, the prediction against the model's own timing;
 * ``vs twins' median``: the prediction against the median of the model's identical-graph twins' timings,
@@ -19,7 +20,7 @@ is at the noise floor: the models it misses are timings far from their network's
 
 Resumable: one unit per (device, seed) in ``benchmarks/results/table1_noise/``. Run (repo root)::
 
-    nice -n 10 python benchmarks/table1_noise.py --devices paper --seeds 0
+    nice -n 10 python benchmarks/table1_noise.py --devices paper --seeds 0,1
     python benchmarks/table1_noise.py --summary
 """
 
@@ -119,7 +120,7 @@ def render_md(summary: dict[str, Any]) -> str:
         "",
         *_doc_paragraphs(),
         f"GCN `{VARIANT}` of `table1_latency.py`, n = {N_TRAIN}; shares (%) within ±1 / 5 / 10%.",
-        "Produced by `python benchmarks/table1_noise.py --devices paper --seeds 0` and `--summary`.",
+        "Produced by `python benchmarks/table1_noise.py --devices paper --seeds 0,1` and `--summary`.",
         "",
         "| device | split | twins | models | GCN vs own timing | GCN vs twins' median | twins' median vs own timing |",
         "|---|---|---|---|---|---|---|",
