@@ -79,7 +79,8 @@ VARIANTS: dict[str, tuple[TrainConfig, str | None]] = {
 # 85.7 / 86.5 (85.5), but dropout 0.5 on splits 1 and 2: 85.0 / 85.5 (85.7 / 86.5); on split 0 weight decay
 # 5e-3 85.4, 256 hidden 85.8, Huber delta 0.1 85.7, 6 graph layers 76.5. The trunk pretrained on the
 # other 12 devices (as `multi`) under the layer-wise prior: splits 0 / 1 85.8 / 85.6 (the committed
-# `prior` units: 85.7 / 85.8).
+# `prior` units: 85.7 / 85.8). Training seeds matter more on some devices: three seeds of `prior` on the
+# EdgeTPU split 1 gave 72.5 / 67.5 / 71.8, their ensemble (mean log prediction) 72.0.
 # Multi-device variants: fine-tuning recipe after the pretrained trunk and the ridge head (None: head only).
 # The robust recipe (Table S1 schedule, Huber loss). A gentler one (AdamW 2e-4, 60 epochs, early stopping
 # 10) stopped after 54 epochs at ±5/10% 75.5/93.1 (GTX 1080 Ti, n=900, split 0; robust: 84.6/96.7).
