@@ -18,6 +18,12 @@ ways, by identical-graph group size:
 When ``vs twins' median`` is near 100% and ``vs own timing`` is near the held-out ceiling, the predictor
 is at the noise floor: the models it misses are timings far from their network's latency.
 
+Whether any predictor could see that noise coming: the summary also measures, from the data alone, how a
+timing deviates from its network's latency (its log minus the mean log of its identical-graph group, groups
+of 5 or more timings) and how much of that deviation the unpruned cell (its six edge operations, which tell
+twins apart) and the NB201 index explain (adjusted R² of a linear fit), how it correlates with the next
+index's deviation, and with the same model's deviation on another device.
+
 Resumable: one unit per (device, seed) in ``benchmarks/results/table1_noise/``. Run (repo root)::
 
     nice -n 10 python benchmarks/table1_noise.py --devices paper --seeds 0,1
@@ -42,6 +48,7 @@ from _units import add_unit_args, run_units, save_summary
 
 from latbench.data import load_latency
 from latbench.graph import encode_all_nb201
+from latbench.nb201 import op_codes_by_index
 from predictors import metrics
 from predictors.gcn import GCNConfig
 from predictors.latency import LatencyPredictor
@@ -53,6 +60,8 @@ VARIANT = "prior"
 # Group-size bins by the number of a model's twins (identical pruned graphs, the model itself not counted).
 BINS: dict[str, tuple[int, int]] = {"no twin": (0, 0), "1-3 twins": (1, 3), "4+ twins": (4, 10**9)}
 DENOISED_BIN = "4+ twins"
+# Deviations are measured in groups of at least this many timings: their mean log is a steady reference.
+DEVIATION_MIN_GROUP = 5
 
 
 def shares(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
@@ -93,13 +102,82 @@ def run_unit(device: str, seed: int) -> dict[str, Any]:
     }
 
 
+def twin_deviations(y: np.ndarray, keys: np.ndarray, min_group: int = DEVIATION_MIN_GROUP) -> np.ndarray:
+    """Per model: its log timing minus the mean log timing of its identical-graph group; NaN for unmeasured
+    models and for groups of fewer than ``min_group`` measured timings."""
+    out = np.full(y.shape, np.nan)
+    idx = np.flatnonzero(np.isfinite(y))
+    _, group, sizes = np.unique(keys[idx], return_inverse=True, return_counts=True)
+    logs = np.log(y[idx])
+    mean = np.bincount(group, logs) / sizes
+    big = sizes[group] >= min_group
+    out[idx[big]] = (logs - mean[group])[big]
+    return out
+
+
+def adjusted_r2(target: np.ndarray, x: np.ndarray) -> float:
+    """Adjusted R² of a least-squares fit of ``target`` on ``x`` plus an intercept: about 0 when ``x``
+    carries nothing about ``target`` (plain R² would read p/n by chance)."""
+    design = np.column_stack([np.ones(target.size), x])
+    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    resid = target - design @ coef
+    r2 = 1.0 - float(resid @ resid) / float(((target - target.mean()) ** 2).sum())
+    rank = np.linalg.matrix_rank(design)
+    return 1.0 - (1.0 - r2) * (target.size - 1) / (target.size - rank)
+
+
+def raw_cell_features() -> np.ndarray:
+    """One-hot of each of the six edge operations of the *unpruned* cell, and the NB201 index: what tells
+    identical-graph twins apart (the index stands in for anything that drifted over the measuring order)."""
+    codes = np.array([[int(c) for c in code] for code in op_codes_by_index()])
+    one_hot = (codes[:, :, None] == np.arange(codes.max() + 1)[None, None, :]).reshape(codes.shape[0], -1)
+    return np.column_stack([one_hot.astype(np.float64), np.arange(codes.shape[0], dtype=np.float64)])
+
+
+def lag1_correlation(dev: np.ndarray) -> float:
+    """Correlation of each model's deviation with the next NB201 index's (both defined)."""
+    a, b = dev[:-1], dev[1:]
+    both = np.isfinite(a) & np.isfinite(b)
+    return float(np.corrcoef(a[both], b[both])[0, 1])
+
+
+def deviation_analysis(columns: dict[str, np.ndarray], keys: np.ndarray) -> dict[str, Any]:
+    """For each device: the spread of timings around their network's latency, and what it correlates with."""
+    devs = {name: twin_deviations(y, keys) for name, y in columns.items()}
+    x = raw_cell_features()
+    out: dict[str, Any] = {}
+    for name, dev in devs.items():
+        m = np.isfinite(dev)
+        corr = {}
+        for other, dev2 in devs.items():
+            both = m & np.isfinite(dev2)
+            if other != name and both.sum() > 2:
+                corr[other] = float(np.corrcoef(dev[both], dev2[both])[0, 1])
+        closest = max(corr, key=lambda k: abs(corr[k])) if corr else None
+        out[name] = {
+            "models": int(m.sum()),
+            "deviation_sd_pct": round(float(np.std(dev[m])) * 100, 2),
+            "raw_cell_and_index_adj_r2": round(adjusted_r2(dev[m], x[m]), 4),
+            "lag1_correlation": round(lag1_correlation(dev), 3),
+            "most_correlated_device": closest,
+            "most_correlated_r": round(corr[closest], 3) if closest else None,
+        }
+    return out
+
+
 def unit_path(results: Path, device: str, seed: int) -> Path:
     return results / NAME / f"{device}_{seed}.json"
 
 
 def summarise(results: Path) -> dict[str, Any]:
     units = [json.loads(p.read_text()) for p in sorted((results / NAME).glob("*.json"))]
-    return {"units": units, "devices": sorted({u["device"] for u in units})}
+    latency = load_latency()
+    columns = {d.name: np.asarray(latency.column(d.name), dtype=np.float64) for d in latency.devices()}
+    return {
+        "units": units,
+        "devices": sorted({u["device"] for u in units}),
+        "twin_deviations": deviation_analysis(columns, table1.canonical_keys()),
+    }
 
 
 def _fmt(s: dict[str, float] | None) -> str:
@@ -110,7 +188,7 @@ def _fmt(s: dict[str, float] | None) -> str:
 
 def _doc_paragraphs() -> list[str]:
     """The docstring's explanation (from its second paragraph up to the run instructions), as Markdown lines."""
-    body = (__doc__ or "").split("\n\n")[1:4]
+    body = (__doc__ or "").split("\n\n")[1:5]
     return [line for para in body for line in [*para.splitlines(), ""]]
 
 
@@ -132,7 +210,30 @@ def render_md(summary: dict[str, Any]) -> str:
                 f"| {u['device']} | {u['seed']} | {name} | {row['models']} | {_fmt(row['vs_own_timing'])} |"
                 f" {_fmt(row.get('vs_twins_median'))} | {_fmt(row.get('twins_median_vs_own_timing'))} |"
             )
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *_deviation_md(summary.get("twin_deviations", {}))]) + "\n"
+
+
+def _deviation_md(analysis: dict[str, Any]) -> list[str]:
+    if not analysis:
+        return []
+    lines = [
+        "",
+        "## Can the timing noise be predicted?",
+        "",
+        f"Deviation: a timing's log minus the mean log of its identical-graph group (groups of {DEVIATION_MIN_GROUP}+"
+        " timings, all 13 devices, no training). Adjusted R²: how much of it a linear fit on the unpruned cell's"
+        " six edge operations (one-hot) and the NB201 index explains. Lag 1: its correlation with the next"
+        " index's deviation. Last columns: the device whose deviation on the same models correlates most.",
+        "",
+        "| device | models | deviation sd (%) | adj. R², unpruned cell + index | lag 1 | most correlated device | r |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in analysis.items():
+        lines.append(
+            f"| {name} | {row['models']} | {row['deviation_sd_pct']:.1f} | {row['raw_cell_and_index_adj_r2']:.4f} |"
+            f" {row['lag1_correlation']:+.3f} | {row['most_correlated_device']} | {row['most_correlated_r']:+.3f} |"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

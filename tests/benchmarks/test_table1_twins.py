@@ -20,3 +20,25 @@ def test_twins_median_leaves_the_own_timing_out_and_counts_measured_twins(monkey
     assert med[1] == pytest.approx(10.2)  # median of the other three: the outlier's own 20.0 left out
     assert med[2] == pytest.approx(6.0)
     assert np.isnan(med[3])
+
+
+def test_twin_deviations_are_log_offsets_from_groups_of_enough_timings() -> None:
+    noise = load_script("table1_noise")
+    keys = np.array(["A"] * 5 + ["B"] * 3 + ["A"])
+    y = np.array([10.0, 10.0, 10.0, 10.0, 20.0, 5.0, 5.0, 6.0, np.nan])
+    dev = noise.twin_deviations(y, keys, min_group=5)
+    mean_log = np.mean(np.log([10, 10, 10, 10, 20]))
+    np.testing.assert_allclose(dev[:5], np.log(y[:5]) - mean_log)
+    assert np.isnan(dev[5:]).all()  # B has 3 timings only; the unmeasured A model has none
+
+
+def test_adjusted_r2_separates_an_explaining_feature_from_noise() -> None:
+    noise = load_script("table1_noise")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 3))
+    target = 0.8 * x[:, 0] + 0.2 * rng.normal(size=2000)
+    assert noise.adjusted_r2(target, x) > 0.9
+    assert abs(noise.adjusted_r2(target, rng.normal(size=(2000, 30)))) < 0.01
+    # each edge of the unpruned cell one-hot (6 x 5) and the index: one row per NB201 cell
+    feats = noise.raw_cell_features()
+    assert feats.shape == (15625, 31) and (feats[:, :30].sum(1) == 6).all()
