@@ -75,3 +75,16 @@ def test_structural_variant_units_and_summary(tmp_path: Path) -> None:
     cell = summary["variants"]["structural"]["sizes"]["30"]["none"]
     assert cell["seeds"] == [0, 1] and cell["within_5pct"]["n"] == 2
     assert "(not in the paper)" in (tmp_path / "table2.md").read_text()
+
+
+def test_summary_keeps_the_source_record_when_the_source_models_are_gone(tmp_path: Path) -> None:
+    paths = bench.Paths(tmp_path)
+    bench.run(paths, ["structural"], [30], ["standard"], [0], GCNConfig(layers=1, hidden=4))
+    record = {"latency": {"target": "latency (ms)", "n_train": 900, "epochs": 128}}
+    previous = json.loads((tmp_path / "table2.json").read_text())
+    (tmp_path / "table2.json").write_text(json.dumps({**previous, "sources": record}))
+    # sources/ (not committed) is absent, as in a fresh clone: the committed record survives a re-summary
+    assert bench.summarise(paths)["sources"] == record
+    paths.sources.mkdir(parents=True)
+    (paths.sources / "sources.json").write_text(json.dumps({"latency": {"n_train": 30}}))
+    assert bench.summarise(paths)["sources"] == {"latency": {"n_train": 30}}  # fresh sources win
