@@ -80,7 +80,8 @@ VARIANTS: dict[str, tuple[TrainConfig, str | None]] = {
 # 5e-3 85.4, 256 hidden 85.8, Huber delta 0.1 85.7, 6 graph layers 76.5. The trunk pretrained on the
 # other 12 devices (as `multi`) under the layer-wise prior: splits 0 / 1 85.8 / 85.6 (the committed
 # `prior` units: 85.7 / 85.8). Training seeds matter more on some devices: three seeds of `prior` on the
-# EdgeTPU split 1 gave 72.5 / 67.5 / 71.8, their ensemble (mean log prediction) 72.0.
+# EdgeTPU split 1 gave 72.5 / 67.5 / 71.8, their ensemble (mean log prediction) 72.0; hence `prior_ens3`
+# below (10 splits on the four paper devices short of the target: +0.2 to +1.3 points at ±5% over `prior`).
 # Ensembles, as (base variant, members): member k trains the base recipe with training seed k (member 0 is
 # the base variant's own run on the split); the prediction is the geometric mean of the members'.
 ENSEMBLE_VARIANTS: dict[str, tuple[str, int]] = {"prior_ens3": ("prior", 3)}
