@@ -47,8 +47,7 @@ import table1_latency as table1
 from _units import add_unit_args, run_units, save_summary
 
 from latbench.data import load_latency
-from latbench.graph import encode_all_nb201
-from latbench.nb201 import op_codes_by_index
+from latbench.graph import encode_all_nb201, nb201_op_matrix
 from predictors import metrics
 from predictors.gcn import GCNConfig
 from predictors.latency import LatencyPredictor
@@ -129,7 +128,7 @@ def adjusted_r2(target: np.ndarray, x: np.ndarray) -> float:
 def raw_cell_features() -> np.ndarray:
     """One-hot of each of the six edge operations of the *unpruned* cell, and the NB201 index: what tells
     identical-graph twins apart (the index stands in for anything that drifted over the measuring order)."""
-    codes = np.array([[int(c) for c in code] for code in op_codes_by_index()])
+    codes = nb201_op_matrix()
     one_hot = (codes[:, :, None] == np.arange(codes.max() + 1)[None, None, :]).reshape(codes.shape[0], -1)
     return np.column_stack([one_hot.astype(np.float64), np.arange(codes.shape[0], dtype=np.float64)])
 

@@ -244,10 +244,14 @@ def encode_nb201_batch(op_codes: np.ndarray | Sequence[Sequence[int]]) -> Encode
     return EncodedBatch(adjacency=adjacency, features=features, valid=valid)
 
 
+def nb201_op_matrix() -> np.ndarray:
+    """The six edge operations (op codes as ints) of every NB201 architecture, row i = index i."""
+    return np.array([[int(c) for c in code] for code in nb201.op_codes_by_index()], dtype=np.int64)
+
+
 def encode_all_nb201() -> EncodedBatch:
     """Encoding of every NB201 architecture, row i = index i."""
-    codes = np.array([[int(c) for c in code] for code in nb201.op_codes_by_index()], dtype=np.int64)
-    return encode_nb201_batch(codes)
+    return encode_nb201_batch(nb201_op_matrix())
 
 
 def predict_all_nb201(predict: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
