@@ -57,7 +57,13 @@ import numpy as np
 from latbench.data import BRP_SEED, load_accuracy, load_latency
 from latbench.graph import encode_all_nb201
 from predictors import metrics
-from predictors.accuracy import AccuracyPredictor, FlopsGCN, StructuralAccuracyPredictor, StructuralConfig
+from predictors.accuracy import (
+    AccuracyPredictor,
+    DistillConfig,
+    FlopsGCN,
+    StructuralAccuracyPredictor,
+    StructuralConfig,
+)
 from predictors.baselines import nb201_flops
 from predictors.gcn import GCNConfig
 from predictors.latency import LatencyPredictor
@@ -68,6 +74,7 @@ RESULTS = ROOT / "results"
 TOLERANCES = (0.01, 0.05, 0.10)
 INITS = ("standard", "latency", "flops")
 NO_INIT = "none"  # the init name of variants without a GCN
+DISTILL_INIT = "distilled"  # the init name of the GCN pretrained on the structural predictor's pseudo-labels
 SOURCE_DEVICE = "desktop_gpu_gtx_1080ti_fp32"
 SOURCE_TRAIN, SOURCE_VAL, SOURCE_SEED = 900, 100, 0
 # The paper's Table 2 figures available here: ±5% share with 100 training models.
@@ -80,7 +87,7 @@ class Variant:
     train: TrainConfig
     val_fraction: float = 0.0  # carved from the n training models for early stopping
     members: int = 1  # ensemble size (seeds seed*100 + k), predictions averaged
-    kind: str = "gcn"  # "gcn" | "structural" (StructuralAccuracyPredictor; train/val/members unused)
+    kind: str = "gcn"  # "gcn" | "structural" (StructuralAccuracyPredictor; train/val/members unused) | "distilled"
 
 
 _IMPROVED = TrainConfig(target="log", loss="huber", huber_delta=0.5)
@@ -94,7 +101,10 @@ VARIANTS: dict[str, Variant] = {
     "improved": Variant(_IMPROVED, val_fraction=0.15),
     "ensemble3": Variant(_IMPROVED, val_fraction=0.15, members=3),
     "structural": Variant(AccuracyPredictor.default_train, kind="structural"),
+    "distilled": Variant(_ROBUST, kind="distilled"),
 }
+# Kinds of variant with no source-initialised GCN, and the one init name their units carry.
+OWN_INIT = {"structural": NO_INIT, "distilled": DISTILL_INIT}
 
 # Findings worth keeping next to a variant's table.
 VARIANT_NOTES: dict[str, str] = {
@@ -258,6 +268,8 @@ def run_unit(
     tr, te = draw(np.flatnonzero(np.isfinite(acc)), n, seed)
     if spec.kind == "structural":
         return _structural_unit(variant, n, seed, tr, te, adj, feat, acc)
+    if spec.kind == "distilled":
+        return _distilled_unit(variant, n, seed, tr, te, gcn, epochs)
     n_val = max(5, round(spec.val_fraction * n)) if spec.val_fraction > 0 else 0
     fit_idx, val_idx = tr[: n - n_val], tr[n - n_val :]
     start = time.perf_counter()
@@ -328,10 +340,55 @@ def _structural_unit(
     }
 
 
+def _distilled_unit(
+    variant: str, n: int, seed: int, tr: np.ndarray, te: np.ndarray, gcn: GCNConfig, epochs: int | None
+) -> dict[str, Any]:
+    """The GCN pretrained on the structural predictor's pseudo-labels of every distinct valid cell (that
+    predictor fitted on the n training models), then fine-tuned on the n models."""
+    import keras
+
+    keras.backend.clear_session()
+    enc = encode_all_nb201()
+    adj, feat, acc = enc.adjacency, enc.features, accuracy_target()
+    pool = np.flatnonzero(enc.valid)
+    spec = VARIANTS[variant]
+    distill = DistillConfig(**({"pretrain_epochs": epochs} if epochs else {}))
+    start = time.perf_counter()
+    model = AccuracyPredictor(gcn, replace(spec.train, seed=seed * 100, **({"epochs": epochs} if epochs else {})))
+    report = model.fit_distilled(adj[tr], feat[tr], acc[tr], pool=(adj[pool], feat[pool]), distill=distill)
+    pred = model.predict(adj[te], feat[te])
+    # Not tuned: the GCN and its teacher averaged with equal weights, reported beside the GCN alone.
+    blend = 0.5 * (pred + report.teacher.predict(adj[te], feat[te]))
+    return {
+        "variant": variant,
+        "init": DISTILL_INIT,
+        "n_train": int(n),
+        "n_fit": int(n),
+        "n_val": 0,
+        "n_test": int(te.size),
+        "seed": seed,
+        "members": 1,
+        "target": f"cifar100 valid accuracy, seed {BRP_SEED}",
+        **score(pred, acc[te]),
+        "with_teacher": score(blend, acc[te]),
+        "pool_graphs": report.pool_graphs,
+        "epochs": [report.pretrain.epochs, report.finetune.epochs],
+        "best_epoch": [report.pretrain.best_epoch, report.finetune.best_epoch],
+        "train_seconds": round(report.pretrain.seconds + report.finetune.seconds, 2),
+        "unit_seconds": round(time.perf_counter() - start, 2),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "gcn_config": gcn.to_dict(),
+        "train_config": asdict(spec.train),
+        "distill_config": asdict(distill),
+    }
+
+
 def _recipe(variant: str) -> dict[str, Any]:
     spec = VARIANTS[variant]
     if spec.kind == "structural":
         return {"kind": "structural", **asdict(StructuralConfig())}
+    if spec.kind == "distilled":
+        return {"kind": "distilled", **asdict(spec.train), "distill": asdict(DistillConfig())}
     return {**asdict(spec.train), "val_fraction": spec.val_fraction, "members": spec.members}
 
 
@@ -371,7 +428,7 @@ def summarise(paths: Paths) -> dict[str, Any]:
             continue
         rows: dict[str, Any] = {}
         for n in sorted({u["n_train"] for u in mine}):
-            for init in (*INITS, NO_INIT):
+            for init in (*INITS, NO_INIT, DISTILL_INIT):
                 group = [u for u in mine if u["n_train"] == n and u["init"] == init]
                 if not group:
                     continue
@@ -380,6 +437,10 @@ def summarise(paths: Paths) -> dict[str, Any]:
                     "seeds": sorted(u["seed"] for u in group),
                     "train_seconds_median": float(np.median([u["train_seconds"] for u in group])),
                 }
+                if all("with_teacher" in u for u in group):
+                    rows[str(n)][init]["with_teacher"] = {
+                        k: mean_std([u["with_teacher"][k] for u in group]) for k in METRIC_KEYS
+                    }
         out["variants"][variant] = {
             "recipe": _recipe(variant),
             "sizes": rows,
@@ -421,6 +482,13 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"## `{variant}` (not in the paper): kernel ridge on structural descriptors, "
                 f"targets {' + '.join(r['transforms'])} x LOO criteria {' + '.join(r['criteria'])}, no GCN"
             )
+        elif r.get("kind") == "distilled":
+            d = r["distill"]
+            header = (
+                f"## `{variant}` (not in the paper): GCN pretrained {d['pretrain_epochs']} epochs on `structural`'s "
+                f"pseudo-labels of every distinct valid cell, then fine-tuned on the n models (loss {r['loss']}"
+                f"{f', lr {lr:g}' if (lr := d['finetune_learning_rate']) else ''})"
+            )
         else:
             header = (
                 f"## `{variant}`: target {r['target']}, loss {r['loss']}"
@@ -442,6 +510,22 @@ def markdown(summary: dict[str, Any]) -> str:
                     f"| {c['train_seconds_median']:.{0 if c['train_seconds_median'] >= 10 else 1}f} |"
                 )
         lines.append("")
+        sizes = entry["sizes"].items()
+        blends = [(n, c["with_teacher"]) for n, inits in sizes for c in inits.values() if "with_teacher" in c]
+        if blends:
+            lines += [
+                "The GCN and its teacher (`structural`, fitted on the same n models) averaged with equal weights "
+                "(fixed beforehand, not tuned):",
+                "",
+                "| n | ±1% | ±5% | ±10% | Spearman ρ | Kendall τ |",
+                "|---|---|---|---|---|---|",
+                *(
+                    f"| {n} | {_pm(c['within_1pct'])} | {_pm(c['within_5pct'])} | {_pm(c['within_10pct'])} "
+                    f"| {_pm(c['spearman'], digits=3)} | {_pm(c['kendall'], digits=3)} |"
+                    for n, c in blends
+                ),
+                "",
+            ]
         for init, groups in entry.get("seed_groups", {}).items():
             lines += [
                 f"By seed group, n=100, init {init}:",
@@ -500,7 +584,7 @@ def run(
     for n in sizes:
         for seed in seeds:
             for variant in variants:
-                for init in inits if VARIANTS[variant].kind == "gcn" else [NO_INIT]:
+                for init in inits if VARIANTS[variant].kind == "gcn" else [OWN_INIT[VARIANTS[variant].kind]]:
                     path = paths.unit(variant, init, n, seed)
                     if path.exists():
                         continue

@@ -17,11 +17,12 @@ variant ``structural``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 
+from predictors.gcn import unique_graphs
 from predictors.regressor import FitReport, GCNRegressor, ProgressFn, TrainConfig
 from predictors.structural import structural_features
 
@@ -57,6 +58,60 @@ class AccuracyPredictor(GCNRegressor):
         self.init_trunk_from(init_from)
         return super().fit(adjacency, features, y, val=val, progress=progress, keep_weights=True)
 
+    def fit_distilled(
+        self,
+        adjacency: np.ndarray,
+        features: np.ndarray,
+        y: np.ndarray,
+        pool: tuple[np.ndarray, np.ndarray],
+        distill: DistillConfig | None = None,
+        progress: ProgressFn | None = None,
+    ) -> DistillReport:
+        """Semi-supervised training on a few labelled models plus an unlabelled ``pool`` (e.g. all NB201).
+
+        A :class:`StructuralAccuracyPredictor` fitted on the labelled models labels every distinct graph
+        of the pool; the GCN first fits those pseudo-labels (a graph of a labelled model keeps its own
+        accuracy), then the whole network is fine-tuned on the labelled models alone. The accuracies used
+        are the labelled ones and nothing else.
+        """
+        cfg = distill or DistillConfig()
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        teacher = StructuralAccuracyPredictor(cfg.teacher).fit(adjacency, features, y)
+        adj_u, feat_u, labels = _pseudo_labelled(adjacency, features, y, pool, teacher)
+        base = self.train
+        self.train = replace(base, epochs=cfg.pretrain_epochs)
+        try:
+            pretrain = super().fit(adj_u, feat_u, labels, progress=progress)
+            self.train = replace(base, learning_rate=cfg.finetune_learning_rate or base.learning_rate)
+            finetune = super().fit(adjacency, features, y, progress=progress, keep_weights=True)
+        finally:
+            self.train = base
+        return DistillReport(pretrain=pretrain, finetune=finetune, pool_graphs=int(labels.size), teacher=teacher)
+
+
+def _pseudo_labelled(
+    adjacency: np.ndarray,
+    features: np.ndarray,
+    y: np.ndarray,
+    pool: tuple[np.ndarray, np.ndarray],
+    teacher: StructuralAccuracyPredictor,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One row per distinct graph of labelled + pool: the mean labelled accuracy where a labelled model has
+    that graph, else the teacher's prediction."""
+    pool_adj, pool_feat = pool
+    if pool_adj.shape[0] == 0:
+        raise ValueError("the unlabelled pool is empty")
+    adj = np.concatenate([adjacency, pool_adj])
+    feat = np.concatenate([features, pool_feat])
+    adj_u, feat_u, inverse = unique_graphs(adj, feat)
+    labels = teacher.predict(adj_u, feat_u)
+    n = y.size
+    count = np.bincount(inverse[:n], minlength=adj_u.shape[0])
+    total = np.bincount(inverse[:n], weights=y, minlength=adj_u.shape[0])
+    labelled = count > 0
+    labels[labelled] = total[labelled] / count[labelled]
+    return adj_u, feat_u, labels
+
 
 # -- structural kernel ridge (not in the paper) ---------------------------------------------------------------
 TRANSFORMS = ("identity", "logit")
@@ -87,6 +142,29 @@ class StructuralConfig:
             raise ValueError(f"criteria must be a non-empty subset of {CRITERIA}, got {self.criteria}")
         if min(self.length_scales, default=0) <= 0 or min(self.alphas, default=0) <= 0 or self.tolerance <= 0:
             raise ValueError(f"length scales, alphas and tolerance must be positive: {self}")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """:meth:`AccuracyPredictor.fit_distilled`: pseudo-label epochs, the fine-tuning learning rate (None: the
+    recipe's own) and the teacher's configuration."""
+
+    pretrain_epochs: int = 30
+    finetune_learning_rate: float | None = None
+    teacher: StructuralConfig = StructuralConfig()
+
+    def __post_init__(self) -> None:
+        lr = self.finetune_learning_rate
+        if self.pretrain_epochs < 1 or (lr is not None and lr <= 0):
+            raise ValueError(f"need pretrain_epochs >= 1 and a positive finetune_learning_rate: {self}")
+
+
+@dataclass(frozen=True)
+class DistillReport:
+    pretrain: FitReport
+    finetune: FitReport
+    pool_graphs: int  # distinct graphs the GCN was pretrained on
+    teacher: StructuralAccuracyPredictor  # fitted on the labelled models
 
 
 @dataclass

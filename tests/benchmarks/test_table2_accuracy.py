@@ -88,3 +88,22 @@ def test_summary_keeps_the_source_record_when_the_source_models_are_gone(tmp_pat
     paths.sources.mkdir(parents=True)
     (paths.sources / "sources.json").write_text(json.dumps({"latency": {"n_train": 30}}))
     assert bench.summarise(paths)["sources"] == {"latency": {"n_train": 30}}  # fresh sources win
+
+
+def test_distilled_variant_units_and_summary(tmp_path: Path) -> None:
+    paths = bench.Paths(tmp_path)
+    # The GCN inits are ignored: the distilled GCN starts from its teacher's pseudo-labels, no source trained.
+    summary = bench.run(paths, ["distilled"], [30], list(bench.INITS), [0], GCNConfig(layers=1, hidden=8), epochs=1)
+    assert [p.name for p in paths.units.glob("*.json")] == ["distilled_distilled_30_0.json"]
+    assert not paths.sources.exists()
+    unit = json.loads(paths.unit("distilled", "distilled", 30, 0).read_text())
+    assert unit["pool_graphs"] == 5256  # every distinct valid NB201 graph
+    assert unit["epochs"] == [1, 1] and unit["distill_config"]["pretrain_epochs"] == 1
+    assert unit["n_test"] == 15284 - 30
+    for scored in (unit, unit["with_teacher"]):
+        assert scored["within_1pct"] <= scored["within_5pct"] <= scored["within_10pct"]
+    cell = summary["variants"]["distilled"]["sizes"]["30"]["distilled"]
+    assert cell["seeds"] == [0]
+    assert cell["with_teacher"]["within_5pct"]["mean"] == unit["with_teacher"]["within_5pct"]
+    md = (tmp_path / "table2.md").read_text()
+    assert "pseudo-labels" in md and "averaged with equal weights" in md

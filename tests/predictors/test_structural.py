@@ -4,8 +4,16 @@ import pytest
 from latbench.data import BRP_SEED, load_accuracy
 from latbench.graph import encode_all_nb201, encode_nb201_batch
 from predictors import metrics
-from predictors.accuracy import StructuralAccuracyPredictor, StructuralConfig
+from predictors.accuracy import (
+    AccuracyPredictor,
+    DistillConfig,
+    StructuralAccuracyPredictor,
+    StructuralConfig,
+    _pseudo_labelled,
+)
 from predictors.baselines import op_counts
+from predictors.gcn import GCNConfig, unique_graphs
+from predictors.regressor import TrainConfig
 from predictors.structural import FEATURE_NAMES, structural_features
 
 
@@ -75,3 +83,43 @@ def test_structural_predictor_checks_inputs(split) -> None:
         StructuralConfig(transforms=("sqrt",))
     one = StructuralAccuracyPredictor(StructuralConfig(transforms=("logit",), criteria=("mse",)))
     assert len(one.fit(adj[tr], feat[tr], acc[tr]).members) == 1
+
+
+def test_pseudo_labels_keep_labelled_accuracies_and_fill_the_pool_from_the_teacher(split) -> None:
+    adj, feat, acc, tr, te = split
+    teacher = StructuralAccuracyPredictor().fit(adj[tr], feat[tr], acc[tr])
+    pool = np.concatenate([tr[:10], te[:400]])  # the pool overlaps the labelled models, as all of NB201 does
+    adj_u, feat_u, labels = _pseudo_labelled(adj[tr], feat[tr], acc[tr], (adj[pool], feat[pool]), teacher)
+    both = np.concatenate([tr, te[:400]])
+    _, _, inverse = unique_graphs(adj[both], feat[both])
+    assert labels.shape == (adj_u.shape[0],) == (inverse.max() + 1,)
+    assert adj_u.shape[0] < both.size  # identical graphs among NB201 cells share one row
+    # Each labelled graph carries the mean accuracy of its labelled cells, the others the teacher's value.
+    labelled = np.zeros(adj_u.shape[0], bool)
+    for g in np.unique(inverse[: tr.size]):
+        np.testing.assert_allclose(labels[g], acc[tr][inverse[: tr.size] == g].mean())
+        labelled[g] = True
+    np.testing.assert_allclose(labels[~labelled], teacher.predict(adj_u[~labelled], feat_u[~labelled]))
+    with pytest.raises(ValueError, match="pool is empty"):
+        _pseudo_labelled(adj[tr], feat[tr], acc[tr], (adj[:0], feat[:0]), teacher)
+
+
+def test_fit_distilled_learns_from_the_teacher_and_restores_the_recipe(split) -> None:
+    adj, feat, acc, tr, te = split
+    recipe = TrainConfig(target="standard", loss="huber", huber_delta=0.5, epochs=8, batch_size=32, learning_rate=3e-3)
+    tiny = GCNConfig(layers=2, hidden=32, dropout=0.0)
+    pool = te[:1500]
+    model = AccuracyPredictor(tiny, recipe)
+    report = model.fit_distilled(adj[tr], feat[tr], acc[tr], pool=(adj[pool], feat[pool]), distill=DistillConfig(6))
+    assert report.pretrain.epochs == 6 and report.finetune.epochs == 8
+    assert model.train == recipe  # the pretraining epochs did not leak into the saved recipe
+    assert report.pool_graphs < 100 + pool.size
+    held_out = te[1500:]
+    rho = metrics.spearman(model.predict(adj[held_out], feat[held_out]), acc[held_out])
+    # The same tiny recipe on the 100 labelled models alone, as the bar the pseudo-labels must clear.
+    plain = AccuracyPredictor(tiny, recipe)
+    plain.fit(adj[tr], feat[tr], acc[tr])
+    rho_plain = metrics.spearman(plain.predict(adj[held_out], feat[held_out]), acc[held_out])
+    assert rho > rho_plain and rho > 0.8, (rho, rho_plain)
+    with pytest.raises(ValueError, match="pretrain_epochs"):
+        DistillConfig(pretrain_epochs=0)
