@@ -12,7 +12,10 @@ Not in the paper: :class:`StructuralAccuracyPredictor`, kernel ridge regression 
 descriptors of the pruned cell (``predictors.structural``: op counts and input -> output path
 statistics), an ensemble over two target transforms x two hyperparameter criteria. With 100 training
 models it beats the GCN recipes of Table 2 by a wide margin (``benchmarks/results/table2.md``,
-variant ``structural``).
+variant ``structural``). :meth:`AccuracyPredictor.fit_distilled` hands that to a GCN: the structural
+predictor, fitted on the labelled models, labels every distinct graph of an unlabelled pool (all of
+NB201 by default); the GCN is pretrained on those pseudo-labels and fine-tuned on the labelled models
+(variant ``distilled``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from latbench.graph import encode_all_nb201
 from predictors.gcn import unique_graphs
 from predictors.regressor import FitReport, GCNRegressor, ProgressFn, TrainConfig
 from predictors.structural import structural_features
@@ -63,11 +67,12 @@ class AccuracyPredictor(GCNRegressor):
         adjacency: np.ndarray,
         features: np.ndarray,
         y: np.ndarray,
-        pool: tuple[np.ndarray, np.ndarray],
+        pool: tuple[np.ndarray, np.ndarray] | None = None,
         distill: DistillConfig | None = None,
         progress: ProgressFn | None = None,
     ) -> DistillReport:
-        """Semi-supervised training on a few labelled models plus an unlabelled ``pool`` (e.g. all NB201).
+        """Semi-supervised training on a few labelled models plus an unlabelled ``pool`` (default: every
+        valid NB201 cell).
 
         A :class:`StructuralAccuracyPredictor` fitted on the labelled models labels every distinct graph
         of the pool; the GCN first fits those pseudo-labels (a graph of a labelled model keeps its own
@@ -75,6 +80,9 @@ class AccuracyPredictor(GCNRegressor):
         are the labelled ones and nothing else.
         """
         cfg = distill or DistillConfig()
+        if pool is None:
+            enc = encode_all_nb201()
+            pool = (enc.adjacency[enc.valid], enc.features[enc.valid])
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         teacher = StructuralAccuracyPredictor(cfg.teacher).fit(adjacency, features, y)
         adj_u, feat_u, labels = _pseudo_labelled(adjacency, features, y, pool, teacher)
