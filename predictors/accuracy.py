@@ -112,10 +112,14 @@ def _pseudo_labelled(
     adj = np.concatenate([adjacency, pool_adj])
     feat = np.concatenate([features, pool_feat])
     adj_u, feat_u, inverse = unique_graphs(adj, feat)
-    labels = teacher.predict(adj_u, feat_u)
-    n = y.size
-    count = np.bincount(inverse[:n], minlength=adj_u.shape[0])
-    total = np.bincount(inverse[:n], weights=y, minlength=adj_u.shape[0])
+    # The teacher scores the cells as given: its path descriptors assume the encoding's topological node
+    # order, which the canonical order of the distinct graphs does not keep.
+    graphs, n = adj_u.shape[0], y.size
+    taught = teacher.predict(pool_adj, pool_feat)
+    labels = np.bincount(inverse[n:], weights=taught, minlength=graphs)
+    labels /= np.maximum(np.bincount(inverse[n:], minlength=graphs), 1)
+    count = np.bincount(inverse[:n], minlength=graphs)
+    total = np.bincount(inverse[:n], weights=y, minlength=graphs)
     labelled = count > 0
     labels[labelled] = total[labelled] / count[labelled]
     return adj_u, feat_u, labels
