@@ -107,6 +107,12 @@ def structural_features(adjacency: np.ndarray, features: np.ndarray) -> np.ndarr
     features = np.asarray(features, dtype=np.float32)
     if adjacency.ndim != 3 or features.ndim != 3 or adjacency.shape[:2] != features.shape[:2]:
         raise ValueError(f"need (B, N, N) adjacency and (B, N, F) features, got {adjacency.shape}, {features.shape}")
+    body = adjacency.shape[1] - 1  # without the global node
+    if np.triu(adjacency[:, :body, :body], k=1).any():  # an edge j -> i with j > i
+        raise ValueError(
+            "the cells' nodes are not in topological order (input first, output last before the global node), "
+            "as latbench.graph.encode gives them; the canonical order of predictors.gcn.unique_graphs is not"
+        )
     b = adjacency.shape[0]
     # Each distinct encoding once (NB201: 15,625 cells, ~8.7k distinct encodings).
     rows = np.ascontiguousarray(np.concatenate([adjacency.reshape(b, -1), features.reshape(b, -1)], axis=1))

@@ -126,3 +126,12 @@ def test_fit_distilled_learns_from_the_teacher_and_restores_the_recipe(split) ->
     assert rho > rho_plain and rho > 0.8, (rho, rho_plain)
     with pytest.raises(ValueError, match="pretrain_epochs"):
         DistillConfig(pretrain_epochs=0)
+
+
+def test_features_refuse_cells_out_of_topological_order() -> None:
+    enc = encode_all_nb201()
+    idx = np.flatnonzero(enc.valid)[:300]
+    adj_u, feat_u, _ = unique_graphs(enc.adjacency[idx], enc.features[idx])
+    # The distinct graphs' canonical node order is not the encoding's topological one: paths would be misread.
+    with pytest.raises(ValueError, match="topological order"):
+        structural_features(adj_u, feat_u)
