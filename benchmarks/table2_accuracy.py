@@ -127,7 +127,7 @@ VARIANT_NOTES: dict[str, str] = {
     "latency init is: 77.5 on seeds 0-2, the desktop-GPU latency init 77.4 there.",
     "robust_ens3": "Three `robust` members (seeds seed*100 + 0, 1, 2), latency init only: 79.8 ± 2.1 at n=100 "
     "against 79.6 ± 2.4 for one member on the same 10 draws. Averaging seeds does not remove what limits it.",
-    "distilled": "Not in the paper: semi-supervised, `AccuracyPredictor.fit_distilled`. `structural` (below), fitted "
+    "distilled": "Not in the paper: semi-supervised, `AccuracyPredictor.fit_distilled`. `structural` (above), fitted "
     "on the n training models, labels every distinct valid NB201 graph (5,256); the `robust` GCN (4 x 600, "
     "random init) trains 30 epochs on those pseudo-labels (the n models' graphs keep their own accuracy), then "
     "the whole network is fine-tuned on the n models with the `robust` recipe unchanged. No accuracy beyond the "
