@@ -265,6 +265,24 @@ def train_sources(
 
 
 # -- one unit -------------------------------------------------------------------------------------------------
+def _unit_fields(
+    variant: str, init: str, n: int, n_val: int, seed: int, members: int, pred: np.ndarray, true: np.ndarray
+) -> dict[str, Any]:
+    """What every unit records first: which unit it is, its split sizes, and its scores on the test models."""
+    return {
+        "variant": variant,
+        "init": init,
+        "n_train": int(n),
+        "n_fit": int(n - n_val),
+        "n_val": int(n_val),
+        "n_test": int(true.size),
+        "seed": seed,
+        "members": members,
+        "target": f"cifar100 valid accuracy, seed {BRP_SEED}",
+        **score(pred, true),
+    }
+
+
 def run_unit(
     variant: str,
     init: str,
@@ -284,7 +302,7 @@ def run_unit(
     if spec.kind == "structural":
         return _structural_unit(variant, n, seed, tr, te, adj, feat, acc)
     if spec.kind == "distilled":
-        return _distilled_unit(variant, n, seed, tr, te, gcn, epochs)
+        return _distilled_unit(variant, n, seed, tr, te, (adj, feat, acc), gcn, epochs)
     n_val = max(5, round(spec.val_fraction * n)) if spec.val_fraction > 0 else 0
     fit_idx, val_idx = tr[: n - n_val], tr[n - n_val :]
     start = time.perf_counter()
@@ -299,16 +317,7 @@ def run_unit(
         reports.append(report)
     pred = np.mean(preds, axis=0)
     return {
-        "variant": variant,
-        "init": init,
-        "n_train": int(n),
-        "n_fit": int(fit_idx.size),
-        "n_val": int(n_val),
-        "n_test": int(te.size),
-        "seed": seed,
-        "members": spec.members,
-        "target": f"cifar100 valid accuracy, seed {BRP_SEED}",
-        **score(pred, acc[te]),
+        **_unit_fields(variant, init, n, n_val, seed, spec.members, pred, acc[te]),
         "epochs": [r.epochs for r in reports],
         "best_epoch": [r.best_epoch for r in reports],
         "train_seconds": round(sum(r.seconds for r in reports), 2),
@@ -334,16 +343,7 @@ def _structural_unit(
     seconds = time.perf_counter() - start
     pred = model.predict(adj[te], feat[te])
     return {
-        "variant": variant,
-        "init": NO_INIT,
-        "n_train": int(n),
-        "n_fit": int(n),
-        "n_val": 0,
-        "n_test": int(te.size),
-        "seed": seed,
-        "members": len(model.members),
-        "target": f"cifar100 valid accuracy, seed {BRP_SEED}",
-        **score(pred, acc[te]),
+        **_unit_fields(variant, NO_INIT, n, 0, seed, len(model.members), pred, acc[te]),
         "chosen": [
             {"transform": m.transform, "criterion": m.criterion, "length_scale": m.length_scale, "alpha": m.alpha}
             for m in model.members
@@ -356,35 +356,31 @@ def _structural_unit(
 
 
 def _distilled_unit(
-    variant: str, n: int, seed: int, tr: np.ndarray, te: np.ndarray, gcn: GCNConfig, epochs: int | None
+    variant: str,
+    n: int,
+    seed: int,
+    tr: np.ndarray,
+    te: np.ndarray,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray],
+    gcn: GCNConfig,
+    epochs: int | None,
 ) -> dict[str, Any]:
     """The GCN pretrained on the structural predictor's pseudo-labels of every distinct valid cell (that
     predictor fitted on the n training models), then fine-tuned on the n models."""
     import keras
 
     keras.backend.clear_session()
-    enc = encode_all_nb201()
-    adj, feat, acc = enc.adjacency, enc.features, accuracy_target()
-    pool = np.flatnonzero(enc.valid)
+    adj, feat, acc = data
     spec = VARIANTS[variant]
     distill = DistillConfig(**({"pretrain_epochs": epochs} if epochs else {}))
     start = time.perf_counter()
     model = AccuracyPredictor(gcn, replace(spec.train, seed=seed * 100, **({"epochs": epochs} if epochs else {})))
-    report = model.fit_distilled(adj[tr], feat[tr], acc[tr], pool=(adj[pool], feat[pool]), distill=distill)
+    report = model.fit_distilled(adj[tr], feat[tr], acc[tr], distill=distill)  # pool: every valid cell
     pred = model.predict(adj[te], feat[te])
     # Not tuned: the GCN and its teacher averaged with equal weights, reported beside the GCN alone.
     blend = 0.5 * (pred + report.teacher.predict(adj[te], feat[te]))
     return {
-        "variant": variant,
-        "init": DISTILL_INIT,
-        "n_train": int(n),
-        "n_fit": int(n),
-        "n_val": 0,
-        "n_test": int(te.size),
-        "seed": seed,
-        "members": 1,
-        "target": f"cifar100 valid accuracy, seed {BRP_SEED}",
-        **score(pred, acc[te]),
+        **_unit_fields(variant, DISTILL_INIT, n, 0, seed, 1, pred, acc[te]),
         "with_teacher": score(blend, acc[te]),
         "pool_graphs": report.pool_graphs,
         "epochs": [report.pretrain.epochs, report.finetune.epochs],
@@ -480,6 +476,14 @@ def _pm(cell: dict[str, float], scale: float = 1.0, digits: int = 1) -> str:
     return f"{cell['mean'] * scale:.{digits}f} ± {cell['std'] * scale:.{digits}f}"
 
 
+def _metric_cells(c: dict[str, dict[str, float]]) -> str:
+    """The ±1/5/10%, Spearman and Kendall cells of a Markdown row (without the outer pipes)."""
+    return (
+        f"{_pm(c['within_1pct'])} | {_pm(c['within_5pct'])} | {_pm(c['within_10pct'])} "
+        f"| {_pm(c['spearman'], digits=3)} | {_pm(c['kendall'], digits=3)}"
+    )
+
+
 def markdown(summary: dict[str, Any]) -> str:
     lines = [
         "# Table 2: accuracy predictor (NB201, CIFAR-100 validation accuracy, seed 888)",
@@ -520,8 +524,7 @@ def markdown(summary: dict[str, Any]) -> str:
         for n, inits in entry["sizes"].items():
             for init, c in inits.items():
                 lines.append(
-                    f"| {n} | {init} | {_pm(c['within_1pct'])} | {_pm(c['within_5pct'])} | {_pm(c['within_10pct'])} "
-                    f"| {_pm(c['spearman'], digits=3)} | {_pm(c['kendall'], digits=3)} | {len(c['seeds'])} "
+                    f"| {n} | {init} | {_metric_cells(c)} | {len(c['seeds'])} "
                     f"| {c['train_seconds_median']:.{0 if c['train_seconds_median'] >= 10 else 1}f} |"
                 )
         lines.append("")
@@ -534,11 +537,7 @@ def markdown(summary: dict[str, Any]) -> str:
                 "",
                 "| n | ±1% | ±5% | ±10% | Spearman ρ | Kendall τ |",
                 "|---|---|---|---|---|---|",
-                *(
-                    f"| {n} | {_pm(c['within_1pct'])} | {_pm(c['within_5pct'])} | {_pm(c['within_10pct'])} "
-                    f"| {_pm(c['spearman'], digits=3)} | {_pm(c['kendall'], digits=3)} |"
-                    for n, c in blends
-                ),
+                *(f"| {n} | {_metric_cells(c)} |" for n, c in blends),
                 "",
             ]
         for init, groups in entry.get("seed_groups", {}).items():
@@ -549,10 +548,7 @@ def markdown(summary: dict[str, Any]) -> str:
                 "|---|---|---|---|---|---|",
             ]
             for label, c in groups.items():
-                lines.append(
-                    f"| {label} | {_pm(c['within_1pct'])} | {_pm(c['within_5pct'])} | {_pm(c['within_10pct'])} "
-                    f"| {_pm(c['spearman'], digits=3)} | {_pm(c['kendall'], digits=3)} |"
-                )
+                lines.append(f"| {label} | {_metric_cells(c)} |")
             lines.append("")
     if "sources" in summary:
         lines += ["## Source predictors (trunk donors), held-out quality", ""]
