@@ -2,6 +2,8 @@
 
 * ``eagle train latency --device D`` trains one latency predictor from the store's measurements with a
   progress bar and registers it (``--few-shot``: adapt the shipped predictors with a few measurements).
+* ``eagle train accuracy`` trains a device-free accuracy predictor on NB201 CIFAR-100 accuracies of a few
+  models (Table 2's recipes) and registers it.
 * ``eagle trainer`` is the trainer service (see ``predictors/service.py``); ``--once`` makes one pass.
 * ``eagle predict --device D ARCH...`` asks a server's ``/v1/predict``.
 
@@ -106,6 +108,27 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     _store_options(latency)
     latency.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
     latency.set_defaults(func=run_train_latency)
+    accuracy = kinds.add_parser(
+        "accuracy",
+        help="a GCN accuracy predictor (CIFAR-100, NB201) from a few trained models",
+        description="Train an accuracy predictor on the CIFAR-100 validation accuracy (seed 888, as BRP-NAS) of "
+        "--samples NB201 models drawn at random (or of --indices, the models you have trained); every other valid "
+        "cell is held out for the metrics (shares within ±1/5/10%, Spearman, Kendall, true ranks of the predicted "
+        "top 1 and top 10). Recipes (Table 2, ±5% share with 100 models): distilled 87.1 (default, not in the "
+        "paper: pretrained on a structural predictor's labels of every NB201 graph, then fine-tuned), robust "
+        "(the paper's GCN with a Huber loss), paper (Table S1 as is). Registers a device-free version.",
+    )
+    accuracy.add_argument("--samples", type=int, default=100, help="models with known accuracy (default 100)")
+    accuracy.add_argument("--indices", help="comma-separated NB201 indices to train on instead of a random draw")
+    accuracy.add_argument("--recipe", choices=("distilled", "robust", "paper"), default="distilled")
+    accuracy.add_argument("--seed", type=int, default=0, help="draw and initialisation seed (default 0)")
+    accuracy.add_argument("--epochs", type=int, help="maximum epochs on the labelled models (default 250)")
+    accuracy.add_argument("--pretrain-epochs", type=int, default=30, help="distilled: epochs on the labels (30)")
+    accuracy.add_argument("--layers", type=int, default=4, help="graph layers (default 4)")
+    accuracy.add_argument("--hidden", type=int, default=600, help="hidden units per layer (default 600)")
+    _store_options(accuracy)
+    accuracy.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
+    accuracy.set_defaults(func=run_train_accuracy)
     suggest = kinds.add_parser(
         "suggest",
         help="which NB201 models to measure first on a new device (for --few-shot)",
@@ -149,7 +172,7 @@ def _human_version(p: dict[str, Any]) -> str:
         return f"{m[key]:.1f}%" if key in m else "-"
 
     lines = [
-        f"{p['device']} {p['kind']} version {p['version']} ({p['method']}): {p['state']}"
+        f"{p['device'] + ' ' if p['device'] else ''}{p['kind']} version {p['version']} ({p['method']}): {p['state']}"
         + (f" in {p['seconds']:.0f} s" if "seconds" in p else ""),
         f"  trained on {p['train_count']} models; held-out: within ±1% {pct('within_1pct')}, ±5% "
         f"{pct('within_5pct')}, ±10% {pct('within_10pct')}, Spearman {m.get('spearman', float('nan')):.3f} "
@@ -192,6 +215,60 @@ def run_train_latency(args: argparse.Namespace) -> int:
             raise CLIError(str(exc)) from None
     emit(_version_payload(row, time.monotonic() - started), args.json, _human_version)
     return 0
+
+
+def _indices(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise CLIError(f"--indices takes comma-separated NB201 indices, got {text!r}") from None
+
+
+def run_train_accuracy(args: argparse.Namespace) -> int:
+    import time
+
+    from predictors.registry import RegistryError
+    from predictors.service import AccuracyOptions, TrainingError, train_accuracy
+
+    for name in ("samples", "epochs", "pretrain_epochs", "layers", "hidden"):
+        _positive("--" + name.replace("_", "-"), getattr(args, name))
+    url, workdir = _settings(args)
+    try:
+        options = AccuracyOptions(
+            samples=args.samples,
+            seed=args.seed,
+            recipe=args.recipe,
+            indices=_indices(args.indices),
+            epochs=args.epochs,
+            pretrain_epochs=args.pretrain_epochs,
+            layers=args.layers,
+            hidden=args.hidden,
+        )
+    except TrainingError as exc:
+        raise CLIError(str(exc)) from None
+    started = time.monotonic()
+    with _store(url) as factory, _progress(enabled=not args.json, device="accuracy") as on_progress:
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                row = train_accuracy(factory, workdir, options, on_progress)
+        except (TrainingError, RegistryError) as exc:
+            raise CLIError(str(exc)) from None
+    emit(_version_payload(row, time.monotonic() - started), args.json, _human_accuracy)
+    return 0
+
+
+def _human_accuracy(p: dict[str, Any]) -> str:
+    m = p.get("metrics") or {}
+    ranks = m.get("top10_true_ranks") or []
+    return "\n".join(
+        [
+            _human_version(p),
+            f"  Kendall {m.get('kendall', float('nan')):.3f}; true rank of the predicted best "
+            f"{(m.get('top1_true_ranks') or ['-'])[0]}, of the predicted top 10: {', '.join(map(str, ranks))}",
+        ]
+    )
 
 
 def run_train_suggest(args: argparse.Namespace) -> int:

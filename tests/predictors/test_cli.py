@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -167,3 +168,65 @@ def test_train_suggest_prints_models_and_the_submit_line(capsys) -> None:
     assert again["indices"] == payload["indices"]  # deterministic for a seed
     code, _, text = _run(capsys, "train", "suggest", "--device", "x", "--count", "0")
     assert code != 0 and "--count must be positive" in text
+
+
+ACCURACY_TINY = ["--layers", "2", "--hidden", "16", "--epochs", "4", "--pretrain-epochs", "2"]
+
+
+def test_train_accuracy_registers_a_device_free_version_scored_on_the_held_out_cells(store, capsys, tmp_path) -> None:
+    from latbench.graph import encode_all_nb201
+    from predictors import metrics
+    from predictors.accuracy import AccuracyPredictor
+    from predictors.service import AccuracyOptions, accuracy_training_set
+
+    url, factory = store
+    argv = ["train", "accuracy", "--samples", "30", "--seed", "4", "--db", url, *ACCURACY_TINY, "--json"]
+    code, payload, _ = _run(capsys, *argv)
+    assert code == 0
+    assert (payload["device"], payload["kind"], payload["version"], payload["state"]) == (None, "accuracy", 1, "ready")
+    assert payload["method"] == "gcn_distilled" and payload["train_count"] == 30
+    assert payload["artifact"] == "predictors/_/accuracy/v1"
+    # The metrics are those of the saved network on every valid cell outside the 30 drawn ones.
+    train, test, acc = accuracy_training_set(AccuracyOptions(samples=30, seed=4))
+    with factory() as s:
+        row = registry.latest_ready(s, None, "accuracy")
+        assert row is not None and sorted(row.train_indices) == sorted(train.tolist())
+    m = payload["metrics"]
+    assert m["n_test"] == test.size == encode_all_nb201().valid.sum() - 30
+    predictor = AccuracyPredictor.load(tmp_path / "workdir" / payload["artifact"])
+    enc = encode_all_nb201()
+    pred = predictor.predict(enc.adjacency[test], enc.features[test])
+    assert m["within_5pct"] == pytest.approx(100 * metrics.within(pred, acc[test], 0.05), abs=1e-3)
+    assert m["top1_true_ranks"] == metrics.topk_true_ranks(pred, acc[test], 1).tolist()
+    assert len(m["top10_true_ranks"]) == 10
+    # The paper's recipe on given models (the ones a lab trained); duplicates count once.
+    code, payload, text = _run(
+        capsys, "train", "accuracy", "--indices", "3,7,7,42,100,512", "--recipe", "paper", "--db", url, *ACCURACY_TINY
+    )
+    assert code == 0 and "accuracy version 2 (gcn_paper): ready" in text and "true rank of the predicted best" in text
+    with factory() as s:
+        row = registry.latest_ready(s, None, "accuracy")
+        assert row.version == 2 and sorted(row.train_indices) == [3, 7, 42, 100, 512]
+        assert row.hyperparameters["train"]["loss"] == "mse" and row.hyperparameters["distill"] is None
+
+
+def test_train_accuracy_refuses_bad_models_before_registering(store, capsys) -> None:
+    from latbench.graph import encode_all_nb201
+
+    url, factory = store
+    invalid = int(np.flatnonzero(~encode_all_nb201().valid)[0])
+    cases = {
+        f"3,{invalid}": f"cells [{invalid}] have no input->output path",
+        "3,15625": "NB201 indices are 0..15624; got [15625]",
+        "3,x": "--indices takes comma-separated NB201 indices",
+        "3,3": "need at least 3 distinct models",
+    }
+    for indices, message in cases.items():
+        code, payload, _ = _run(capsys, "train", "accuracy", "--indices", indices, "--db", url, "--json")
+        assert code == 2 and message in payload["error"], indices
+    code, payload, _ = _run(capsys, "train", "accuracy", "--samples", "20000", "--db", url, "--json")
+    assert code == 2 and "leaves too few of 15284 valid models" in payload["error"]
+    code, payload, _ = _run(capsys, "train", "accuracy", "--pretrain-epochs", "0", "--json")
+    assert code == 2 and payload["error"] == "--pretrain-epochs must be positive, got 0"
+    with factory() as s:
+        assert registry.list_versions(s, kind="accuracy")[0] == 0  # nothing half-registered

@@ -18,6 +18,7 @@ from latbench.store.models import PredictorVersion
 from predictors import registry
 from predictors.pretrained import manifest, shipped_devices
 from predictors.service import (
+    AccuracyOptions,
     Interrupted,
     Trainer,
     TrainerConfig,
@@ -26,6 +27,7 @@ from predictors.service import (
     load_device_data,
     register_shipped,
     split_data,
+    train_accuracy,
     train_latency,
 )
 from predictors.serving import PredictionService, load_predictor
@@ -276,3 +278,24 @@ def test_trainer_does_not_promote_a_worse_version(sqlite_factory, tmp_path) -> N
     add_measurements(sqlite_factory, DEVICE, idx[:1], [3.0])
     (third,) = ungated.run_once()
     assert third["state"] == "ready" and third["version"] == 3
+
+
+def test_accuracy_version_on_either_store_and_a_stopped_one_marked_failed(factory, tmp_path) -> None:
+    tiny = AccuracyOptions(samples=20, layers=2, hidden=8, epochs=3, pretrain_epochs=1, recipe="robust")
+    row = train_accuracy(factory, tmp_path, tiny)
+    assert (row.state, row.kind, row.device_id, row.train_count) == ("ready", "accuracy", None, 20)
+    assert (tmp_path / row.artifact / "config.json").is_file()
+
+    def stop_at_two(progress: dict) -> None:
+        if progress.get("epoch") == 2:
+            raise Interrupted("stop requested")
+
+    with pytest.raises(Interrupted):
+        train_accuracy(factory, tmp_path, tiny, stop_at_two)
+    with factory() as s:
+        failed = registry.latest(s, None, "accuracy")
+        assert failed is not None and failed.version == 2 and failed.state == "failed"
+        assert "Interrupted: stop requested" in (failed.error or "")
+        assert registry.latest_ready(s, None, "accuracy").version == 1  # the served one is untouched
+    with pytest.raises(TrainingError, match="unknown recipe 'best'"):
+        AccuracyOptions(recipe="best")
