@@ -21,7 +21,7 @@ from eagle_server.routers import agents, campaigns, devices, health, latbench, m
 from eagle_server.settings import Settings
 from latbench import __version__
 from latbench.store.db import open_store
-from predictors.serving import PredictionService
+from predictors.serving import AccuracyService, PredictionService
 
 API_PREFIX = "/v1"
 
@@ -95,6 +95,7 @@ def create_app(settings: Settings, session_factory: sessionmaker[Session] | None
     app.state.api_key = settings.api_key or None
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.state.predictions = predictions
+    app.state.accuracy = AccuracyService(session_factory, Path(settings.workdir))
     for module in (health, devices, agents, campaigns, measurements, latbench, predict, predictors):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

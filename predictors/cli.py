@@ -411,6 +411,9 @@ def register_predict(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--server", metavar="URL", help="Eagle server (default: $EAGLE_SERVER_URL or http://127.0.0.1:8000)"
     )
+    parser.add_argument(
+        "--accuracy", action="store_true", help="also the predicted CIFAR-100 accuracy (needs eagle train accuracy)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run_predict)
 
@@ -418,6 +421,9 @@ def register_predict(sub: argparse._SubParsersAction) -> None:
 def _human_predictions(p: dict[str, Any]) -> str:
     info = p["predictor"]
     lines = [f"{p['device']}: {p['kind']} predictor version {p['predictor_version']} ({info['method']})"]
+    if p.get("accuracy_predictor"):
+        acc = p["accuracy_predictor"]
+        lines[0] += f"; accuracy predictor version {acc['version']} ({acc['method']})"
     for item in p["predictions"]:
         if item["latency_ms"] is None:
             value = f"invalid: {item.get('reason', 'no latency')}"
@@ -425,6 +431,8 @@ def _human_predictions(p: dict[str, Any]) -> str:
             value = f"{item['latency_ms']:.4f} ms predicted"
             if item.get("measured_ms") is not None:
                 value += f", {item['measured_ms']:.4f} ms measured"
+            if item.get("accuracy") is not None:
+                value += f", accuracy {item['accuracy']:.2f}% predicted"
         lines.append(f"  {item['index']:>5}  {item['arch_str']}  {value}")
     return "\n".join(lines)
 
@@ -435,7 +443,8 @@ def run_predict(args: argparse.Namespace) -> int:
     archs: list[int | str] = [int(a) if a.strip().isdigit() else a for a in args.archs]
     client = EagleClient(server=args.server)
     try:
-        payload = client.request("POST", "/predict", json={"device": args.device, "archs": archs}).json()
+        body = {"device": args.device, "archs": archs, "accuracy": args.accuracy}
+        payload = client.request("POST", "/predict", json=body).json()
     except ApiError as exc:
         where = f" ({exc.status})" if exc.status else ""
         raise CLIError(f"{exc.detail}{where}") from None

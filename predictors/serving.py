@@ -46,6 +46,8 @@ INVALID_REASON = (
 )
 REFRESH_S = 2.0
 MAX_ARCHS = 50_000  # per request: the whole space three times over
+# One predictor load at a time across services: Keras graph building is not thread-safe.
+_KERAS_LOAD_LOCK = threading.Lock()
 
 
 class NotReady(RuntimeError):
@@ -121,7 +123,7 @@ class ServedPredictor:
     """A loaded version: its registry facts and the predicted latency of every NB201 cell."""
 
     version_id: int
-    device: str
+    device: str | None  # None: a device-free kind (accuracy)
     kind: str
     version: int
     method: str
@@ -199,7 +201,7 @@ class PredictionService:
         self._measured: dict[int, _Measured] = {}
         self._device_ids: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._load_lock = threading.Lock()  # one load at a time: Keras graph building is not thread-safe
+        self._load_lock = _KERAS_LOAD_LOCK
         self._refresher: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -423,6 +425,74 @@ class PredictionService:
             "predictor": served.info(),
             "predictions": predictions,
         }
+
+
+class AccuracyService:
+    """The newest ready device-free accuracy version (``eagle train accuracy``), scored once over NB201: the
+    predicted CIFAR-100 validation accuracy (percent) of every cell. The registry is asked again at most every
+    ``refresh_s`` seconds; a newer version is loaded while the old one keeps answering."""
+
+    kind = "accuracy"
+
+    def __init__(self, session_factory: sessionmaker[Session], workdir: str | Path, refresh_s: float = REFRESH_S):
+        self.factory = session_factory
+        self.workdir = Path(workdir)
+        self.refresh_s = refresh_s
+        self._served: ServedPredictor | None = None
+        self._checked_at = -math.inf
+
+    def served(self) -> ServedPredictor:
+        current, now = self._served, time.monotonic()
+        if current is not None and now - self._checked_at < self.refresh_s:
+            return current
+        with self.factory() as session:
+            row = registry.latest_ready(session, None, self.kind)
+            if row is None or (current is not None and current.version_id == row.id):
+                if current is None:
+                    raise self._not_ready(session)
+                self._checked_at = now  # a served version never stops being ready; keep it
+                return current
+            directory = registry.materialize(session, row, self.workdir)
+            facts = (row.id, row.version, row.method, row.created_at, row.metrics)
+        with _KERAS_LOAD_LOCK:
+            if self._served is not None and self._served.version_id == facts[0]:  # another thread did it
+                return self._served
+            from predictors.accuracy import AccuracyPredictor
+
+            started = time.perf_counter()
+            table = score_space(AccuracyPredictor.load(directory))
+            _clear_keras()
+            self._served = ServedPredictor(
+                facts[0], None, self.kind, facts[1], facts[2], facts[3], facts[4], table, time.perf_counter() - started
+            )
+            self._checked_at = time.monotonic()
+            log.info("serving accuracy v%d (%s)", facts[1], facts[2])
+            return self._served
+
+    def _not_ready(self, session: Session) -> NotReady:
+        rows = session.scalars(
+            select(PredictorVersion)
+            .where(
+                PredictorVersion.device_id.is_(None),
+                PredictorVersion.kind == self.kind,
+                PredictorVersion.state == PredictorState.TRAINING.value,
+            )
+            .order_by(PredictorVersion.version.desc())
+        ).all()
+        training = [describe_training(r) for r in rows]
+        doing = (
+            "training is in progress (" + "; ".join(_progress_text(t) for t in training) + "); try again when it has "
+            "finished"
+            if training
+            else "run `eagle train accuracy` (about 4 minutes with 100 models on 2 cores)"
+        )
+        return NotReady(f"no accuracy predictor is ready: {doing}", training)
+
+    def predict(self, indices: np.ndarray) -> tuple[list[float | None], dict[str, Any]]:
+        """Predicted accuracy (percent, None for invalid cells) of NB201 ``indices``, and the version's facts."""
+        served = self.served()
+        values = served.table[indices]
+        return [round(float(v), 4) if math.isfinite(v) else None for v in values], served.info()
 
 
 def _clear_keras() -> None:

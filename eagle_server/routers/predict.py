@@ -6,7 +6,10 @@
     {"device": D, "kind": "latency", "predictor_version": 3, "predictor": {"id", "version", "method", ...},
      "predictions": [{"index", "arch_str", "valid", "latency_ms", "measured_ms", "reason"?}, ...]}
 
-one prediction per requested arch, in request order. ``latency_ms`` is null for a cell with no
+one prediction per requested arch, in request order. With ``accuracy=true`` (GET) or ``"accuracy": true``
+(POST) each prediction also carries ``accuracy``, the predicted CIFAR-100 validation accuracy (percent) from
+the newest ready accuracy version (``eagle train accuracy``), described in ``accuracy_predictor``; with none
+ready, the answer is 503 saying how to train one. ``latency_ms`` is null for a cell with no
 input-to-output path (``valid`` false, with a ``reason``); ``measured_ms`` is the store's newest
 measurement, or null. Unknown device: 404 listing the known ones. No ready predictor: 503 saying what is
 training and how far it got (also in ``training``), with a Retry-After header. Reads: no API key needed.
@@ -21,7 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from latbench.store.devices import UnknownDevice
-from predictors.serving import MAX_ARCHS, ArchRequestError, NotReady, PredictionService
+from predictors.serving import MAX_ARCHS, AccuracyService, ArchRequestError, NotReady, PredictionService, resolve_archs
 
 router = APIRouter(prefix="/predict", tags=["predict"])
 RETRY_AFTER_S = 30
@@ -34,6 +37,7 @@ class PredictRequest(BaseModel):
     archs: list[StrictInt | StrictStr] = Field(
         min_length=1, max_length=MAX_ARCHS, description="NB201 indices or arch strings (repeats allowed)"
     )
+    accuracy: bool = Field(default=False, description="also the predicted CIFAR-100 accuracy of each arch")
 
 
 class Prediction(BaseModel):
@@ -43,6 +47,9 @@ class Prediction(BaseModel):
     latency_ms: float | None = Field(description="predicted latency; null for an invalid cell")
     measured_ms: float | None = Field(description="the store's newest measurement, if any")
     reason: str | None = Field(default=None, description="why latency_ms is null")
+    accuracy: float | None = Field(
+        default=None, description="with accuracy=true: predicted CIFAR-100 validation accuracy (%); null if invalid"
+    )
 
 
 class PredictorInfo(BaseModel):
@@ -60,6 +67,7 @@ class PredictResponse(BaseModel):
     predictor_version: int = Field(description="the device's predictor version that answered")
     predictor: PredictorInfo
     predictions: list[Prediction]
+    accuracy_predictor: PredictorInfo | None = Field(default=None, description="with accuracy=true: its version")
 
 
 def service(request: Request) -> PredictionService:
@@ -67,9 +75,14 @@ def service(request: Request) -> PredictionService:
     return svc
 
 
-def answer(svc: PredictionService, device: str, archs: list[int | str]) -> JSONResponse:
+def answer(request: Request, device: str, archs: list[int | str], accuracy: bool = False) -> JSONResponse:
     try:
-        payload = svc.predict(device, archs)
+        payload = service(request).predict(device, archs)
+        if accuracy:
+            acc: AccuracyService = request.app.state.accuracy
+            values, payload["accuracy_predictor"] = acc.predict(resolve_archs(archs))
+            for item, value in zip(payload["predictions"], values, strict=True):
+                item["accuracy"] = value
     except UnknownDevice as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except ArchRequestError as exc:
@@ -87,7 +100,7 @@ def answer(svc: PredictionService, device: str, archs: list[int | str]) -> JSONR
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "unknown device (the message lists the known ones)"},
     422: {"description": "an arch that is not an NB201 index or arch string"},
-    503: {"description": "no ready predictor for the device yet (training progress in the message)"},
+    503: {"description": "no ready predictor for the device (or, with accuracy=true, no accuracy predictor) yet"},
 }
 
 
@@ -96,10 +109,11 @@ def predict_one(
     request: Request,
     device: Annotated[str, Query(description="device name")],
     arch: Annotated[str, Query(description="NB201 index or arch string")],
+    accuracy: Annotated[bool, Query(description="also the predicted CIFAR-100 accuracy")] = False,
 ) -> JSONResponse:
-    return answer(service(request), device, [arch])
+    return answer(request, device, [arch], accuracy)
 
 
 @router.post("", response_model=PredictResponse, responses=_RESPONSES)
 def predict_many(request: Request, body: PredictRequest) -> JSONResponse:
-    return answer(service(request), body.device, body.archs)
+    return answer(request, body.device, body.archs, body.accuracy)

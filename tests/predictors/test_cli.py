@@ -126,6 +126,17 @@ def test_predict_asks_the_server(live: EagleServer, capsys, tmp_path) -> None:
     assert code == 2 and "unknown device" in payload["error"] and "(404)" in payload["error"]
     code, payload, _ = _run(capsys, "predict", "--device", device, "|x|", "--server", live.rest_url, "--json")
     assert code == 2 and "archs[0]" in payload["error"]
+    # Predicted accuracy beside the latency, once an accuracy version is trained (into the server's store).
+    code, payload, _ = _run(capsys, *argv, "--accuracy", "--json")
+    assert code == 2 and "no accuracy predictor is ready" in payload["error"] and "(503)" in payload["error"]
+    db = ["--db", str(live.engine.url), "--workdir", str(tmp_path)]
+    code, _, _ = _run(capsys, "train", "accuracy", "--samples", "20", *db, *ACCURACY_TINY, "--json")
+    assert code == 0
+    code, payload, _ = _run(capsys, *argv, "--accuracy", "--json")
+    assert code == 0 and payload["accuracy_predictor"]["version"] == 1
+    assert [p["accuracy"] is None for p in payload["predictions"]] == [False, False, True]  # the invalid cell
+    code, _, text = _run(capsys, *argv, "--accuracy")
+    assert code == 0 and "accuracy predictor version 1 (gcn_distilled)" in text and "% predicted" in text
 
 
 def test_serve_can_run_the_trainer_beside_it(tmp_path: Path) -> None:

@@ -213,3 +213,58 @@ def test_refresher_swaps_in_new_versions_and_measurements_off_the_request_path(
     finally:
         service.stop_refresher()
     assert service._refresher is None
+
+
+def _ready_accuracy(server: Server, folder: Path, seed: int) -> np.ndarray:
+    """Register a tiny accuracy version ready; its predicted accuracy of every NB201 cell."""
+    from latbench.data import BRP_SEED, load_accuracy
+    from latbench.graph import encode_all_nb201
+    from predictors.accuracy import AccuracyPredictor
+    from predictors.gcn import GCNConfig
+    from predictors.regressor import TrainConfig
+
+    enc = encode_all_nb201()
+    idx = np.array(distinct_valid(40))
+    acc = np.asarray(load_accuracy().column("cifar100", "valid", BRP_SEED), dtype=np.float64)[idx]
+    p = AccuracyPredictor(GCNConfig(layers=2, hidden=8), TrainConfig(target="standard", epochs=3, seed=seed))
+    p.fit(enc.adjacency[idx], enc.features[idx], acc)
+    artifact = p.save(folder / f"accuracy{seed}")
+    with server.factory() as s:
+        row = registry.register_version(
+            s,
+            None,
+            "accuracy",
+            method="gcn_robust",
+            train_indices=idx.tolist(),
+            hyperparameters={},
+            measurement_count=40,
+        )
+        rel = registry.artifact_dir_for(None, "accuracy", row.version)
+        registry.mark_ready(s, row.id, metrics={"within_5pct": 1.0}, artifact=rel, artifact_dir=artifact)
+    return p.predict_nb201()
+
+
+def test_predicted_accuracy_on_request_from_the_newest_accuracy_version(api: Server, artifacts, tmp_path) -> None:
+    from predictors.serving import AccuracyService
+
+    api.client.app.state.accuracy = AccuracyService(api.factory, tmp_path / "workdir", refresh_s=0)
+    ready(api, DESKTOP, artifacts[1])
+    plain = api.client.get("/v1/predict", params={"device": DESKTOP, "arch": 5})
+    assert plain.status_code == 200 and "accuracy" not in plain.json()["predictions"][0]
+    r = api.client.get("/v1/predict", params={"device": DESKTOP, "arch": 5, "accuracy": "true"})
+    assert r.status_code == 503 and "no accuracy predictor is ready: run `eagle train accuracy`" in r.json()["detail"]
+
+    first = _ready_accuracy(api, tmp_path, seed=1)
+    r = api.client.post("/v1/predict", json={"device": DESKTOP, "archs": [5, INVALID, 5], "accuracy": True})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["accuracy_predictor"]["version"] == 1 and body["accuracy_predictor"]["kind"] == "accuracy"
+    values = [p["accuracy"] for p in body["predictions"]]
+    assert values[0] == values[2] == pytest.approx(first[5], abs=1e-3) and values[1] is None
+    assert body["predictions"][0]["latency_ms"] is not None  # the latency answer is unchanged beside it
+
+    second = _ready_accuracy(api, tmp_path, seed=2)
+    assert abs(second[5] - first[5]) > 1e-3  # a different network: the test can tell the versions apart
+    r = api.client.get("/v1/predict", params={"device": DESKTOP, "arch": 5, "accuracy": "true"})
+    assert r.json()["accuracy_predictor"]["version"] == 2
+    assert r.json()["predictions"][0]["accuracy"] == pytest.approx(second[5], abs=1e-3)
