@@ -195,6 +195,15 @@ def markdown(summary: dict[str, Any]) -> str:
             f"| {cell('top10_best_rank', '.0f')} | {cell('top10_median_rank', '.0f')} | {cell('top10_gap', '.2f')} "
             f"| {cell('recall100', '.0f')} | {cell('kendall', '.3f')} | {r['seconds_median']:.0f} |"
         )
+    lines += [
+        "",
+        "Regression GCNs: 4 x 600, Table 2's `robust` recipe (`distilled` first fits the structural predictor's labels",
+        f"of every NB201 graph). `binary_paper`: {PAPER_BINARY_EPOCHS} epochs x {PAPER_BINARY_PAIRS:,} random ordered "
+        "pairs (fewer than the paper's 250 epochs, as `binary_antisymmetry.py`), ranked by expected wins over all",
+        "candidates. `relation_gcn`: 4 x 64, 500 full-batch steps, hard targets (the search's default).",
+        "`relation_linear`: the search's linear relation without its exploration bonus. Train s: median seconds to fit",
+        "and rank (one TF thread, two benchmark processes on the 2 shared cores).",
+    ]
     return "\n".join(lines) + "\n"
 
 
