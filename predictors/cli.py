@@ -20,7 +20,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -183,17 +183,14 @@ def _human_version(p: dict[str, Any]) -> str:
 
 
 def run_train_latency(args: argparse.Namespace) -> int:
-    import time
-
     from latbench.store.devices import UnknownDevice
-    from predictors.registry import RegistryError
     from predictors.service import TrainingError, TrainOptions, train_latency
 
     for name in ("train_size", "epochs", "layers", "hidden", "batch_size", "shots"):
         _positive("--" + name.replace("_", "-"), getattr(args, name))
-    url, workdir = _settings(args)
-    try:
-        options = TrainOptions(
+
+    def options() -> TrainOptions:
+        return TrainOptions(
             train_size=args.train_size,
             epochs=args.epochs,
             seed=args.seed,
@@ -203,17 +200,46 @@ def run_train_latency(args: argparse.Namespace) -> int:
             few_shot=args.few_shot,
             shots=args.shots,
         )
+
+    return _run_training(
+        args,
+        args.device,
+        options,
+        lambda factory, workdir, opts, progress: train_latency(factory, args.device, workdir, opts, progress),
+        (TrainingError, UnknownDevice),
+        _human_version,
+    )
+
+
+def _run_training(
+    args: argparse.Namespace,
+    label: str,
+    options: Callable[[], Any],
+    train: Callable[[Any, Path, Any, Any], Any],
+    errors: tuple[type[Exception], ...],
+    human: Callable[[dict[str, Any]], str],
+) -> int:
+    """One ``eagle train`` command: options checked, the store opened, a progress bar unless --json, the trained
+    version printed; the listed errors (and registry errors) become one-line CLI errors."""
+    import time
+
+    from predictors.registry import RegistryError
+    from predictors.service import TrainingError
+
+    url, workdir = _settings(args)
+    try:
+        opts = options()
     except TrainingError as exc:
         raise CLIError(str(exc)) from None
     started = time.monotonic()
-    with _store(url) as factory, _progress(enabled=not args.json, device=args.device) as on_progress:
+    with _store(url) as factory, _progress(enabled=not args.json, device=label) as on_progress:
         try:
             # Keras prints to stdout; keep stdout for the one result.
             with contextlib.redirect_stdout(sys.stderr):
-                row = train_latency(factory, args.device, workdir, options, on_progress)
-        except (TrainingError, UnknownDevice, RegistryError) as exc:
+                row = train(factory, workdir, opts, on_progress)
+        except (*errors, RegistryError) as exc:
             raise CLIError(str(exc)) from None
-    emit(_version_payload(row, time.monotonic() - started), args.json, _human_version)
+    emit(_version_payload(row, time.monotonic() - started), args.json, human)
     return 0
 
 
@@ -227,16 +253,13 @@ def _indices(text: str | None) -> tuple[int, ...] | None:
 
 
 def run_train_accuracy(args: argparse.Namespace) -> int:
-    import time
-
-    from predictors.registry import RegistryError
     from predictors.service import AccuracyOptions, TrainingError, train_accuracy
 
     for name in ("samples", "epochs", "pretrain_epochs", "layers", "hidden"):
         _positive("--" + name.replace("_", "-"), getattr(args, name))
-    url, workdir = _settings(args)
-    try:
-        options = AccuracyOptions(
+
+    def options() -> AccuracyOptions:
+        return AccuracyOptions(
             samples=args.samples,
             seed=args.seed,
             recipe=args.recipe,
@@ -246,17 +269,8 @@ def run_train_accuracy(args: argparse.Namespace) -> int:
             layers=args.layers,
             hidden=args.hidden,
         )
-    except TrainingError as exc:
-        raise CLIError(str(exc)) from None
-    started = time.monotonic()
-    with _store(url) as factory, _progress(enabled=not args.json, device="accuracy") as on_progress:
-        try:
-            with contextlib.redirect_stdout(sys.stderr):
-                row = train_accuracy(factory, workdir, options, on_progress)
-        except (TrainingError, RegistryError) as exc:
-            raise CLIError(str(exc)) from None
-    emit(_version_payload(row, time.monotonic() - started), args.json, _human_accuracy)
-    return 0
+
+    return _run_training(args, "accuracy", options, train_accuracy, (TrainingError,), _human_accuracy)
 
 
 def _human_accuracy(p: dict[str, Any]) -> str:

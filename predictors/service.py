@@ -32,11 +32,12 @@ paper's 900-model GCN (±10% 91.0 on the GTX 1080 Ti) does not replace the shipp
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -233,7 +234,7 @@ def train_latency(
         )
         version_id, version = row.id, row.version
     beat = _Heartbeat(factory, version_id, on_progress)
-    try:
+    with _failing_marks_version(factory, version_id):
         from latbench.graph import encode_all_nb201
         from predictors.latency import LatencyPredictor
 
@@ -256,17 +257,9 @@ def train_latency(
             best_epoch=report.best_epoch,
             train_seconds=round(report.seconds, 1),
         )
-        rel = registry.artifact_dir_for(device, "latency", version)
-        directory = Path(workdir) / rel
-        predictor.save(directory)
         done = {"phase": "done", "epoch": report.epochs, "epochs": options.epochs}
-        return _finish(factory, version_id, scores, rel, directory, done, min_within_10pct)
-    except BaseException as exc:
-        with factory() as session:
-            registry.mark_failed(session, version_id, f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        _clear_keras()
+        rel = registry.artifact_dir_for(device, "latency", version)
+        return _finish(factory, version_id, predictor, Path(workdir), rel, scores, done, min_within_10pct)
 
 
 # -- accuracy ----------------------------------------------------------------------------------------------
@@ -370,7 +363,7 @@ def train_accuracy(
         )
         version_id, version = row.id, row.version
     beat = _Heartbeat(factory, version_id, on_progress)
-    try:
+    with _failing_marks_version(factory, version_id):
         from latbench.graph import encode_all_nb201
         from predictors import metrics
 
@@ -390,17 +383,9 @@ def train_accuracy(
         for k in TOP_K:
             scores[f"top{k}_true_ranks"] = metrics.topk_true_ranks(pred, acc[test], k).tolist()
         scores.update(n_train=int(train.size), epochs=epochs, train_seconds=round(time.monotonic() - started, 1))
-        rel = registry.artifact_dir_for(None, "accuracy", version)
-        directory = Path(workdir) / rel
-        predictor.save(directory)
         done = {"phase": "done", "epoch": epochs, "epochs": epochs}
-        return _finish(factory, version_id, scores, rel, directory, done, None)
-    except BaseException as exc:
-        with factory() as session:
-            registry.mark_failed(session, version_id, f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        _clear_keras()
+        rel = registry.artifact_dir_for(None, "accuracy", version)
+        return _finish(factory, version_id, predictor, Path(workdir), rel, scores, done, None)
 
 
 def reference_table(session: Session, devices: list[str]) -> ReferenceTable | None:
@@ -458,7 +443,7 @@ def _train_few_shot(
         )
         version_id, version = row.id, row.version
     beat = _Heartbeat(factory, version_id, on_progress)
-    try:
+    with _failing_marks_version(factory, version_id):
         from latbench.graph import encode_all_nb201
 
         enc = encode_all_nb201()
@@ -478,9 +463,15 @@ def _train_few_shot(
             scores["evaluation"] = f"{info['cv']} cross-validation on the {shots} adaptation measurements"
         scores["n_train"] = int(shots)
         rel = registry.artifact_dir_for(data.device, "latency", version)
-        directory = workdir / rel
-        predictor.save(directory)
-        return _finish(factory, version_id, scores, rel, directory, {"phase": "done"}, min_within_10pct)
+        return _finish(factory, version_id, predictor, workdir, rel, scores, {"phase": "done"}, min_within_10pct)
+
+
+@contextlib.contextmanager
+def _failing_marks_version(factory: sessionmaker[Session], version_id: int) -> Iterator[None]:
+    """Any error of a training (an interruption included) marks its version failed, saying what happened;
+    Keras state is freed either way."""
+    try:
+        yield
     except BaseException as exc:
         with factory() as session:
             registry.mark_failed(session, version_id, f"{type(exc).__name__}: {exc}")
@@ -492,13 +483,17 @@ def _train_few_shot(
 def _finish(
     factory: sessionmaker[Session],
     version_id: int,
-    scores: dict[str, Any],
+    predictor: Any,
+    workdir: Path,
     artifact: str,
-    directory: Path,
+    scores: dict[str, Any],
     progress: dict[str, Any],
     min_within_10pct: float | None,
 ) -> PredictorVersion:
-    """Mark the version ready, or failed when it misses the quality gate (its metrics are kept)."""
+    """Save the predictor under ``workdir / artifact`` and mark the version ready, or failed when it misses the
+    quality gate (its metrics are kept)."""
+    directory = workdir / artifact
+    predictor.save(directory)
     with factory() as session:
         share = scores.get("within_10pct")
         if min_within_10pct is not None and share is not None and share < min_within_10pct:
