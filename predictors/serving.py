@@ -120,7 +120,7 @@ def score_space(predictor: Any) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ServedPredictor:
-    """A loaded version: its registry facts and the predicted latency of every NB201 cell."""
+    """A loaded version: its registry facts and its prediction for every NB201 cell (latency ms or accuracy %)."""
 
     version_id: int
     device: str | None  # None: a device-free kind (accuracy)

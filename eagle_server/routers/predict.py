@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from latbench.store.devices import UnknownDevice
-from predictors.serving import MAX_ARCHS, AccuracyService, ArchRequestError, NotReady, PredictionService, resolve_archs
+from predictors.serving import MAX_ARCHS, AccuracyService, ArchRequestError, NotReady, PredictionService
 
 router = APIRouter(prefix="/predict", tags=["predict"])
 RETRY_AFTER_S = 30
@@ -80,7 +81,8 @@ def answer(request: Request, device: str, archs: list[int | str], accuracy: bool
         payload = service(request).predict(device, archs)
         if accuracy:
             acc: AccuracyService = request.app.state.accuracy
-            values, payload["accuracy_predictor"] = acc.predict(resolve_archs(archs))
+            indices = np.fromiter((p["index"] for p in payload["predictions"]), dtype=np.int64)  # already resolved
+            values, payload["accuracy_predictor"] = acc.predict(indices)
             for item, value in zip(payload["predictions"], values, strict=True):
                 item["accuracy"] = value
     except UnknownDevice as exc:
