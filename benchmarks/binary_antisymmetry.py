@@ -42,9 +42,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from _units import add_unit_args, run_units, save_summary
 
-from latbench.data import BRP_SEED, load_accuracy
 from latbench.graph import encode_all_nb201
 from predictors import metrics
+from predictors.accuracy import brp_accuracy as accuracy_target
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -53,12 +53,6 @@ MODELS = ("paper", "search")
 N_EVAL = 1000
 PAPER_EPOCHS, PAPER_PAIRS = 20, 1000
 PAPER_ANTISYMMETRY = 98.0
-
-
-def accuracy_target() -> np.ndarray:
-    acc = np.asarray(load_accuracy().column("cifar100", "valid", BRP_SEED), dtype=np.float64).copy()
-    acc[~encode_all_nb201().valid] = np.nan
-    return acc
 
 
 def draw(valid_idx: np.ndarray, n: int, n_eval: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

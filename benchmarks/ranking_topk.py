@@ -44,9 +44,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from _units import add_unit_args, run_units, save_summary
 
-from latbench.data import BRP_SEED, load_accuracy
 from latbench.graph import encode_all_nb201
 from predictors import metrics
+from predictors.accuracy import brp_accuracy as accuracy_target
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -63,13 +63,6 @@ FINDINGS = [
     "extrapolates to a graph family it has no label for. With 100 and 200 models `distilled`'s largest top-10 gap",
     "is 2.88 and 0.78 points.",
 ]
-
-
-def accuracy_target() -> np.ndarray:
-    """CIFAR-100 validation accuracy (percent) at seed 888, NaN outside the valid cells."""
-    acc = np.asarray(load_accuracy().column("cifar100", "valid", BRP_SEED), dtype=np.float64).copy()
-    acc[~encode_all_nb201().valid] = np.nan
-    return acc
 
 
 def draw(valid_idx: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

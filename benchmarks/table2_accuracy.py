@@ -58,7 +58,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from latbench.data import BRP_SEED, load_accuracy, load_latency
+from latbench.data import BRP_SEED, load_latency
 from latbench.graph import encode_all_nb201
 from predictors import metrics
 from predictors.accuracy import (
@@ -68,6 +68,7 @@ from predictors.accuracy import (
     StructuralAccuracyPredictor,
     StructuralConfig,
 )
+from predictors.accuracy import brp_accuracy as accuracy_target
 from predictors.baselines import nb201_flops
 from predictors.gcn import GCNConfig
 from predictors.latency import LatencyPredictor
@@ -177,13 +178,6 @@ class Paths:
 
     def unit(self, variant: str, init: str, n: int, seed: int) -> Path:
         return self.units / f"{variant}_{init}_{n}_{seed}.json"
-
-
-def accuracy_target() -> np.ndarray:
-    """CIFAR-100 validation accuracy (percent) at seed 888 (BRP-NAS's), NaN outside the valid cells."""
-    acc = np.asarray(load_accuracy().column("cifar100", "valid", BRP_SEED), dtype=np.float64).copy()
-    acc[~encode_all_nb201().valid] = np.nan
-    return acc
 
 
 def draw(valid_idx: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

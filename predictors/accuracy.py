@@ -25,12 +25,21 @@ from typing import ClassVar
 
 import numpy as np
 
+from latbench.data import BRP_SEED, load_accuracy
 from latbench.graph import encode_all_nb201
 from predictors.gcn import unique_graphs
 from predictors.regressor import FitReport, GCNRegressor, ProgressFn, TrainConfig
 from predictors.structural import structural_features
 
 TARGET_COLUMN = ("cifar100", "valid", 888)  # latbench.data.load_accuracy().column(*TARGET_COLUMN)
+
+
+def brp_accuracy() -> np.ndarray:
+    """What BRP-NAS trains its accuracy predictors on: the CIFAR-100 validation accuracy (percent) at seed 888 of
+    every NB201 index, NaN for the cells with no input->output path."""
+    acc = np.asarray(load_accuracy().column("cifar100", "valid", BRP_SEED), dtype=np.float64).copy()
+    acc[~encode_all_nb201().valid] = np.nan
+    return acc
 
 
 class FlopsGCN(GCNRegressor):

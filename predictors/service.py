@@ -297,12 +297,11 @@ class AccuracyOptions:
 
 def accuracy_training_set(options: AccuracyOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(training indices, held-out indices, accuracy of every NB201 cell in percent, NaN where invalid)."""
-    from latbench.data import BRP_SEED, load_accuracy
     from latbench.graph import encode_all_nb201
+    from predictors.accuracy import brp_accuracy
 
-    acc = np.asarray(load_accuracy().column("cifar100", "valid", BRP_SEED), dtype=np.float64).copy()
+    acc = brp_accuracy()
     valid = encode_all_nb201().valid
-    acc[~valid] = np.nan
     usable = np.flatnonzero(np.isfinite(acc))
     if options.indices is None:
         if options.samples + 2 > usable.size:
