@@ -43,3 +43,11 @@ def add_unit_args(parser: argparse.ArgumentParser, results: Path, seeds: str = "
     parser.add_argument("--seeds", default=seeds)
     parser.add_argument("--results", type=Path, default=results)
     parser.add_argument("--summary", action="store_true", help="only aggregate the existing units")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: a range ``0-4`` (both ends included) or a list ``0,2,5``."""
+    if "-" in text:
+        lo, hi = text.split("-", 1)
+        return list(range(int(lo), int(hi) + 1))
+    return [int(s) for s in text.split(",")]

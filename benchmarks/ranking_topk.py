@@ -42,7 +42,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from _units import add_unit_args, run_units, save_summary
+from _units import add_unit_args, parse_seeds, run_units, save_summary
 
 from latbench.graph import encode_all_nb201
 from predictors import metrics
@@ -209,14 +209,6 @@ def markdown(summary: dict[str, Any]) -> str:
         *FINDINGS,
     ]
     return "\n".join(lines) + "\n"
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``0-4`` or ``0,2,5``."""
-    if "-" in text:
-        lo, hi = (int(x) for x in text.split("-", 1))
-        return list(range(lo, hi + 1))
-    return [int(x) for x in text.split(",")]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,6 +57,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+from _units import parse_seeds
 
 from latbench.data import BRP_SEED, load_latency
 from latbench.graph import encode_all_nb201
@@ -561,13 +562,6 @@ def markdown(summary: dict[str, Any]) -> str:
             f"(min {la['min']:.1f}, max {la['max']:.1f}); training seconds are inflated accordingly."
         )
     return "\n".join(lines) + "\n"
-
-
-def parse_seeds(text: str) -> list[int]:
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
 
 
 def run(
