@@ -22,6 +22,18 @@ def test_heldout_ceiling_predicts_each_model_from_its_twins_only(monkeypatch: py
     assert first["models"] == 6 and first["within_5pct"] == pytest.approx(100 * 4 / 6)
 
 
+def test_denoised_labels_use_the_labelled_twins_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load_script("table1_latency")
+    keys = np.array(["A", "A", "A", "B", "B", "C"])
+    y = np.array([10.0, 11.0, 30.0, 5.0, 6.0, 7.0])
+    monkeypatch.setattr(bench, "canonical_keys", lambda: keys)
+    labelled = np.array([0, 1, 3, 5])  # A's third timing and B's second are test models
+    out = bench.denoised_labels(y, labelled)
+    # A's labelled pair shares its median; B and C have one labelled timing each; test timings stay as measured.
+    np.testing.assert_allclose(out, [10.5, 10.5, 30.0, 5.0, 6.0, 7.0])
+    assert y[0] == 10.0  # the measured latencies are not changed in place
+
+
 def test_resolve_devices_orders_the_papers_six_first_and_names_unknown_devices() -> None:
     bench = load_script("table1_latency")
     from latbench.data import PAPER_DEVICES, load_latency
