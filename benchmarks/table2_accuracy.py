@@ -139,7 +139,13 @@ VARIANT_NOTES: dict[str, str] = {
     "85.1; fine-tuning only the copied trunk (the paper's transfer, fresh head) 87.3 / 83.8 / 84.9; the whole "
     "network at lr 1e-4 87.8 / 84.5 / 84.6, 3e-4 88.4 / 84.6 / 84.6, 8e-4 (the recipe's own, kept) 88.7 / 84.9 / "
     "85.2. Seeds 3-19 had no part in any choice. Pretraining on 5,256 graphs costs ~165 s of the unit's time "
-    "(one thread).",
+    "(one thread). Tried later, not adopted: keeping the pseudo-labelled graphs in the fine-tuning, 10 of them "
+    "beside the 10 labelled models in every batch at weight 0.3 each, to hold the network to its teacher on "
+    "graph families no labelled model has (one pretraining per draw shared by both runs, an ad-hoc script): "
+    "±5% at n=100, seeds 0-2, 88.4 / 84.0 / 85.9 (without 87.9 / 84.3 / 85.7), Spearman lower on all three, "
+    "top-10 gap (`ranking_topk.py`'s metric) 0.06 / 1.20 / 1.46 (without 0.06 / 0.78 / 0.08); at n=50 86.0 / "
+    "68.4 / 85.3 (without 86.8 / 70.8 / 86.5). Weights 0.1 and 1.0: n=100 seed 0 88.3 / 88.4, n=50 seed 1 "
+    "68.9 / 69.2.",
     "improved": "Run on seed 0 only: worse than the plain recipe (the 15-model validation split leaves 85 models "
     "to train on, and its noisy loss stopped training at best epochs 11 / 17 vs 127 / 185 for the plain "
     "recipe), so the CPU went to the plain recipe's seeds instead.",

@@ -28,7 +28,7 @@ import numpy as np
 from latbench.data import BRP_SEED, load_accuracy
 from latbench.graph import encode_all_nb201
 from predictors.gcn import unique_graphs
-from predictors.regressor import Anchor, FitReport, GCNRegressor, ProgressFn, TrainConfig
+from predictors.regressor import FitReport, GCNRegressor, ProgressFn, TrainConfig
 from predictors.structural import structural_features
 
 TARGET_COLUMN = ("cifar100", "valid", 888)  # latbench.data.load_accuracy().column(*TARGET_COLUMN)
@@ -63,14 +63,13 @@ class AccuracyPredictor(GCNRegressor):
         val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
         progress: ProgressFn | None = None,
         init_from: GCNRegressor | None = None,
-        anchor: Anchor | None = None,
     ) -> FitReport:
         """Train on accuracies (percent); with ``init_from``, start from that predictor's trunk weights."""
         if init_from is None:
-            return super().fit(adjacency, features, y, val=val, progress=progress, anchor=anchor)
+            return super().fit(adjacency, features, y, val=val, progress=progress)
         self.build()
         self.init_trunk_from(init_from)
-        return super().fit(adjacency, features, y, val=val, progress=progress, keep_weights=True, anchor=anchor)
+        return super().fit(adjacency, features, y, val=val, progress=progress, keep_weights=True)
 
     def fit_distilled(
         self,
@@ -95,16 +94,13 @@ class AccuracyPredictor(GCNRegressor):
             pool = (enc.adjacency[enc.valid], enc.features[enc.valid])
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         teacher = StructuralAccuracyPredictor(cfg.teacher).fit(adjacency, features, y)
-        adj_u, feat_u, labels, taught = _pseudo_labelled(adjacency, features, y, pool, teacher)
+        adj_u, feat_u, labels = _pseudo_labelled(adjacency, features, y, pool, teacher)
         base = self.train
         self.train = replace(base, epochs=cfg.pretrain_epochs)
         try:
             pretrain = super().fit(adj_u, feat_u, labels, progress=progress)
             self.train = replace(base, learning_rate=cfg.finetune_learning_rate or base.learning_rate)
-            anchor = None
-            if cfg.anchor_weight > 0 and taught.any():
-                anchor = Anchor(adj_u[taught], feat_u[taught], labels[taught], cfg.anchor_weight)
-            finetune = super().fit(adjacency, features, y, progress=progress, keep_weights=True, anchor=anchor)
+            finetune = super().fit(adjacency, features, y, progress=progress, keep_weights=True)
         finally:
             self.train = base
         return DistillReport(pretrain=pretrain, finetune=finetune, pool_graphs=int(labels.size), teacher=teacher)
@@ -116,9 +112,9 @@ def _pseudo_labelled(
     y: np.ndarray,
     pool: tuple[np.ndarray, np.ndarray],
     teacher: StructuralAccuracyPredictor,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One row per distinct graph of labelled + pool: the mean labelled accuracy where a labelled model has
-    that graph, else the teacher's prediction; and which rows carry the teacher's label."""
+    that graph, else the teacher's prediction."""
     pool_adj, pool_feat = pool
     if pool_adj.shape[0] == 0:
         raise ValueError("the unlabelled pool is empty")
@@ -135,7 +131,7 @@ def _pseudo_labelled(
     total = np.bincount(inverse[:n], weights=y, minlength=graphs)
     labelled = count > 0
     labels[labelled] = total[labelled] / count[labelled]
-    return adj_u, feat_u, labels, ~labelled
+    return adj_u, feat_u, labels
 
 
 # -- structural kernel ridge (not in the paper) ---------------------------------------------------------------
@@ -172,20 +168,16 @@ class StructuralConfig:
 @dataclass(frozen=True)
 class DistillConfig:
     """:meth:`AccuracyPredictor.fit_distilled`: pseudo-label epochs, the fine-tuning learning rate (None: the
-    recipe's own), the teacher's configuration, and the weight of the pseudo-labelled graphs that ride
-    along in every fine-tuning batch (0: fine-tune on the labelled models alone)."""
+    recipe's own) and the teacher's configuration."""
 
     pretrain_epochs: int = 30
     finetune_learning_rate: float | None = None
     teacher: StructuralConfig = StructuralConfig()
-    anchor_weight: float = 0.0
 
     def __post_init__(self) -> None:
         lr = self.finetune_learning_rate
-        if self.pretrain_epochs < 1 or (lr is not None and lr <= 0) or self.anchor_weight < 0:
-            raise ValueError(
-                f"need pretrain_epochs >= 1, a positive finetune_learning_rate and anchor_weight >= 0: {self}"
-            )
+        if self.pretrain_epochs < 1 or (lr is not None and lr <= 0):
+            raise ValueError(f"need pretrain_epochs >= 1 and a positive finetune_learning_rate: {self}")
 
 
 @dataclass(frozen=True)

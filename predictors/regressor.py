@@ -161,14 +161,11 @@ class GCNRegressor:
         val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
         progress: ProgressFn | None = None,
         keep_weights: bool = False,
-        anchor: Anchor | None = None,
     ) -> FitReport:
         """Train on (adjacency, features) -> y; early-stop on ``val`` = (adjacency, features, y).
 
         A fresh network is built unless ``keep_weights`` (e.g. after :meth:`init_trunk_from`).
-        Without ``val`` the training loss drives the schedule and the stopping. With ``anchor``, every
-        batch also carries as many anchor graphs, drawn at random, whose loss counts ``anchor.weight``
-        times a training model's.
+        Without ``val`` the training loss drives the schedule and the stopping.
         """
         adjacency, features = check_encoding(adjacency, features, self.gcn)
         y = _check_targets(y, adjacency.shape[0], "y")
@@ -187,14 +184,7 @@ class GCNRegressor:
             seed_everything(self.train.seed)
         assert self.model is not None
         start = time.perf_counter()
-        anchor_data = None
-        if anchor is not None:
-            aa, af = check_encoding(anchor.adjacency, anchor.features, self.gcn)
-            ay = _check_targets(anchor.y, aa.shape[0], "anchor y")
-            anchor_data = (aa, af, self.transform.forward(ay), anchor.weight)
-        history = _train(
-            self.model, self.train, (adjacency, features, self.transform.forward(y)), val_data, progress, anchor_data
-        )
+        history = _train(self.model, self.train, (adjacency, features, self.transform.forward(y)), val_data, progress)
         monitor = "val_loss" if val_data is not None else "loss"
         losses = history[monitor]
         best = int(np.argmin(losses))
@@ -264,20 +254,6 @@ class GCNRegressor:
             raise ValueError(f"a {self.kind!r} predictor has no extra state, but the saved one has {sorted(state)}")
 
 
-@dataclass(frozen=True)
-class Anchor:
-    """Extra graphs with fixed targets that keep a fine-tuned network close to them (e.g. pseudo-labels)."""
-
-    adjacency: np.ndarray
-    features: np.ndarray
-    y: np.ndarray
-    weight: float  # per graph, relative to a training model
-
-    def __post_init__(self) -> None:
-        if not self.weight > 0 or len(self.y) == 0:
-            raise ValueError(f"an anchor needs graphs and a positive weight, got {len(self.y)} and {self.weight}")
-
-
 def _check_targets(y: np.ndarray, n: int, name: str) -> np.ndarray:
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.shape[0] != n:
@@ -293,7 +269,6 @@ def _train(
     data: tuple[np.ndarray, np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     progress: ProgressFn | None,
-    anchor: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None,
 ) -> dict[str, list[float]]:
     """The training loop: one compiled call per epoch, plateau halving and early stopping in Python.
 
@@ -303,9 +278,7 @@ def _train(
     ReduceLROnPlateau (absolute ``min_delta`` 1e-4) and EarlyStopping (best weights restored). A
     relative threshold (PyTorch's default) and longer plateaus were tried on the Edge TPU: no better.
     Deterministic for a seed: shuffling uses a seeded NumPy generator, dropout Keras's seeded state,
-    and XLA on CPU runs the same kernels in the same order (checked by a test). An ``anchor``
-    (adjacency, features, transformed targets, weight) appends ``batch_size`` anchor rows, drawn without
-    replacement within an epoch, to every batch; their sample weight is ``weight``.
+    and XLA on CPU runs the same kernels in the same order (checked by a test).
     """
     adjacency, features, y = data
     n, bs = y.shape[0], min(cfg.batch_size, y.shape[0])
@@ -350,15 +323,7 @@ def _train(
         order = rng.permutation(n)
         order = np.concatenate([order, order[:pad]])  # padding rows carry zero weight
         batch = [x[order].reshape(steps, bs, *x.shape[1:]) for x in (adjacency, features, y)]
-        batch_weights = weights
-        if anchor is not None:
-            drawn = _anchor_rows(rng, anchor[2].shape[0], steps * bs)
-            batch = [
-                np.concatenate([b, x[drawn].reshape(steps, bs, *x.shape[1:])], axis=1)
-                for b, x in zip(batch, anchor[:3], strict=True)
-            ]
-            batch_weights = np.concatenate([weights, np.full((steps, bs), anchor[3], np.float32)], axis=1)
-        loss = float(run_epoch(*(tf.constant(b) for b in batch), tf.constant(batch_weights)))
+        loss = float(run_epoch(*(tf.constant(b) for b in batch), tf.constant(weights)))
         if not math.isfinite(loss):
             raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {loss})")
         history["loss"].append(loss)
@@ -385,9 +350,3 @@ def _train(
                 plateau_wait = 0
     model.set_weights(best_weights)
     return history
-
-
-def _anchor_rows(rng: np.random.Generator, available: int, needed: int) -> np.ndarray:
-    """``needed`` anchor row indices: whole random permutations of the anchor set, then part of another."""
-    rounds = -(-needed // available)
-    return np.concatenate([rng.permutation(available) for _ in range(rounds)])[:needed]
