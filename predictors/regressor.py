@@ -278,7 +278,8 @@ def _train(
     ReduceLROnPlateau (absolute ``min_delta`` 1e-4) and EarlyStopping (best weights restored). A
     relative threshold (PyTorch's default) and longer plateaus were tried on the Edge TPU: no better.
     Deterministic for a seed: shuffling uses a seeded NumPy generator, dropout Keras's seeded state,
-    and XLA on CPU runs the same kernels in the same order (checked by a test).
+    and XLA on CPU runs the same kernels in the same order (checked by a test). Another TF thread setting
+    changes the float reduction order, and a long training then ends elsewhere.
     """
     adjacency, features, y = data
     n, bs = y.shape[0], min(cfg.batch_size, y.shape[0])
