@@ -168,18 +168,23 @@ def twins_medians(y: np.ndarray, models: np.ndarray) -> tuple[np.ndarray, np.nda
     return med, count
 
 
-def heldout_ceiling(y: np.ndarray) -> dict[str, Any]:
+# Twins a model needs for the second held-out ceiling: with 4 or more, their median is close to the
+# network's own latency, so that ceiling is what a perfect graph-level predictor scores.
+ORACLE_MIN_TWINS = 4
+
+
+def heldout_ceiling(y: np.ndarray, min_twins: int = 1) -> dict[str, Any]:
     """Share of models within ±x% of the median of their *other* identical-graph twins' latencies.
 
     The ceiling above compares each model with a median that includes its own timing, and counts every
     model without a twin (27.5% of NB201's measured models) as a hit. Here a model is predicted from its
     twins alone, as a perfect graph-level predictor that learnt the twins' timings would predict it:
-    only models in groups of 2 or more count. The twins' median is itself noisy (one twin in a pair), so
-    this reads a little low; the first ceiling reads high.
+    only models with ``min_twins`` or more measured twins count. With one twin the twins' median is itself
+    noisy, so this reads a little low at ``min_twins=1``; the first ceiling reads high.
     """
     idx = np.flatnonzero(np.isfinite(y))
     med, count = twins_medians(y, idx)
-    has_twin = count > 0
+    has_twin = count >= min_twins
     out: dict[str, Any] = metrics.within_shares(med[has_twin], y[idx][has_twin], TOLERANCES)
     out["models"] = int(has_twin.sum())
     return out
@@ -396,6 +401,9 @@ def summarise() -> dict[str, Any]:
             "in_paper": info.in_paper,
             "ceiling": ceiling(np.asarray(table.column(info.name), dtype=np.float64)),
             "ceiling_heldout": heldout_ceiling(np.asarray(table.column(info.name), dtype=np.float64)),
+            "ceiling_heldout_4": heldout_ceiling(
+                np.asarray(table.column(info.name), dtype=np.float64), min_twins=ORACLE_MIN_TWINS
+            ),
             "sizes": {},
         }
         for n in sorted({u["n_train"] for u in mine}, reverse=True):
@@ -407,11 +415,16 @@ def summarise() -> dict[str, Any]:
             sized["best"] = best_vs_ceiling(sized, entry["ceiling"], info.in_paper and n == 900)
             if sized["best"] is not None:
                 best = sized[sized["best"]["method"]]
+                oracle = entry["ceiling_heldout_4"]
                 sized["best"].update(
                     {
                         f"gap_heldout_{k}": entry["ceiling_heldout"][f"within_{k}"] - best[f"within_{k}"]["mean"]
                         for k in ("5pct", "10pct")
                     }
+                )
+                # Whether the target asks for more than a perfect predictor scores on well-twinned models.
+                sized["best"]["target_above_oracle"] = any(
+                    entry["ceiling"][f"within_{k}"] - TARGET_GAPS[k] > oracle[f"within_{k}"] for k in TARGET_GAPS
                 )
             per_split = {u["seed"]: u for u in mine if u["n_train"] == n}  # baselines depend on the split only
             for method in ("layerwise", "flops"):
@@ -488,6 +501,9 @@ def render_md(summary: dict[str, Any]) -> str:
         "* Ceiling, held-out twins (not in the issue's definition): share of the models that have identical-graph",
         "  twins within ±x% of the median of the twins' timings, the model's own left out: what a perfect",
         "  graph-level predictor scores against one separate timing. Reads a little low (one twin in a pair).",
+        f"* Ceiling, held-out, {ORACLE_MIN_TWINS}+ twins: the same over the models with {ORACLE_MIN_TWINS} or more "
+        "measured twins, whose",
+        "  median is close to the network's own latency: what a perfect predictor scores on them.",
         "",
         "Produced by `python benchmarks/table1_latency.py --summary`; units in `benchmarks/results/table1/`.",
         "The number of splits differs between rows (column `seeds`): rows with fewer than 10 are unfinished.",
@@ -518,12 +534,13 @@ def render_md(summary: dict[str, Any]) -> str:
                 f"| {name} | {n} | ceiling | – | {c['within_1pct']:.1f} | {c['within_5pct']:.1f} "
                 f"| {c['within_10pct']:.1f} | – |"
             )
-            h = entry.get("ceiling_heldout")
-            if h:
-                lines.append(
-                    f"| {name} | {n} | ceiling, held-out twins | – | {h['within_1pct']:.1f} | {h['within_5pct']:.1f} "
-                    f"| {h['within_10pct']:.1f} | – |"
-                )
+            for key, label in (("ceiling_heldout", "held-out twins"), ("ceiling_heldout_4", "held-out, 4+ twins")):
+                h = entry.get(key)
+                if h:
+                    lines.append(
+                        f"| {name} | {n} | ceiling, {label} | – | {h['within_1pct']:.1f} | {h['within_5pct']:.1f} "
+                        f"| {h['within_10pct']:.1f} | – |"
+                    )
     lines += [
         "",
         "Bold: the paper's six devices. The paper's own Table 1 values were not available in this workspace",
@@ -539,14 +556,20 @@ def render_md(summary: dict[str, Any]) -> str:
         "Gaps to the held-out-twin ceiling (negative: the predictor scores above it) are shown beside them;",
         "the target is read against the issue's ceiling. `table1_noise.md` splits the GCN's misses into its own",
         "error (against the median of each model's twins) and the timing noise (`benchmarks/table1_noise.py`).",
+        f"The last columns: what a perfect predictor scores on the models with {ORACLE_MIN_TWINS}+ twins (the held-out "
+        f"{ORACLE_MIN_TWINS}+ twins",
+        "ceiling), and whether the target's share (the issue's ceiling less the allowed gap) is above it at ±5% or",
+        "±10%. Where it is, meeting the target needs a higher share on the other models (0-3 twins) than a",
+        "perfect predictor gets on these.",
         "",
         "| device | n | best variant | seeds | ±5% (ceiling) | gap ±5 | ±10% (ceiling) | gap ±10 | target met "
-        "| held-out gap ±5 / ±10 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| held-out gap ±5 / ±10 | perfect predictor, {ORACLE_MIN_TWINS}+ twins, ±5 / ±10 | target above it |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for device, entry in summary["devices"].items():
         c = entry["ceiling"]
         name = f"**{device}**" if entry["in_paper"] else device
+        o = entry["ceiling_heldout_4"]
         for n, s in entry["sizes"].items():
             b = s.get("best")
             if not b:
@@ -557,7 +580,9 @@ def render_md(summary: dict[str, Any]) -> str:
                 f"| {name} | {n} | {b['method'].removeprefix('gcn_').replace('_', ' ')} | {b['seeds']} "
                 f"| {r['within_5pct']['mean']:.1f} ({c['within_5pct']:.1f}) | {b['gap_5pct']:.1f} "
                 f"| {r['within_10pct']['mean']:.1f} ({c['within_10pct']:.1f}) | {b['gap_10pct']:.1f} | {met} "
-                f"| {b.get('gap_heldout_5pct', float('nan')):.1f} / {b.get('gap_heldout_10pct', float('nan')):.1f} |"
+                f"| {b.get('gap_heldout_5pct', float('nan')):.1f} / {b.get('gap_heldout_10pct', float('nan')):.1f} "
+                f"| {o['within_5pct']:.1f} / {o['within_10pct']:.1f} "
+                f"| {'yes' if b.get('target_above_oracle') else 'no'} |"
             )
     return "\n".join(lines) + "\n"
 

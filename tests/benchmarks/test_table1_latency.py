@@ -18,6 +18,8 @@ def test_heldout_ceiling_predicts_each_model_from_its_twins_only(monkeypatch: py
     assert held["models"] == 5  # the singleton and the unmeasured model do not count
     assert held["within_5pct"] == pytest.approx(60.0)  # A's three hit, B's pair misses
     assert held["within_10pct"] == pytest.approx(60.0)
+    well_twinned = bench.heldout_ceiling(y, min_twins=2)  # only A's models have two measured twins
+    assert well_twinned["models"] == 3 and well_twinned["within_5pct"] == pytest.approx(100.0)
     first = bench.ceiling(y)  # the ceiling: own timing in the median, the singleton a hit
     assert first["models"] == 6 and first["within_5pct"] == pytest.approx(100 * 4 / 6)
 
