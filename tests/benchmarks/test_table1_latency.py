@@ -34,6 +34,7 @@ def test_denoised_labels_use_the_labelled_twins_only(monkeypatch: pytest.MonkeyP
     # A's labelled pair shares its median; B and C have one labelled timing each; test timings stay as measured.
     np.testing.assert_allclose(out, [10.5, 10.5, 30.0, 5.0, 6.0, 7.0])
     assert y[0] == 10.0  # the measured latencies are not changed in place
+    np.testing.assert_array_equal(bench.distinct_rows(np.array([4, 1, 0, 5, 2])), [4, 1, 5])  # B, A, C
 
 
 def test_resolve_devices_orders_the_papers_six_first_and_names_unknown_devices() -> None:
