@@ -96,7 +96,7 @@ ENSEMBLE_VARIANTS: dict[str, tuple[str, int]] = {"prior_ens3": ("prior", 3)}
 # Hexagon 690 82.0 / 80.4 / 83.1 (83.7 / 83.4 / 83.0), Adreno 612 88.9 / 89.3 / 86.5 (89.4 / 89.7 / 89.6);
 # `prior_distinct` on split 0: Jetson Nano fp32 85.7, Hexagon 690 83.7 (the same as `prior`). The GCN
 # already fits the twins' median on networks timed many times (`table1_noise.md`), so cleaner labels
-# there change little, and the two-timing medians it gets elsewhere are no cleaner than one timing.
+# have little left to clean there.
 DENOISED_VARIANTS: dict[str, tuple[str, bool]] = {
     "prior_denoised": ("prior", False),
     "prior_distinct": ("prior", True),
