@@ -89,6 +89,17 @@ def run_unit(device: str, seed: int) -> dict[str, Any]:
             row["vs_twins_median"] = shares(pred[m], med[m])
             row["twins_median_vs_own_timing"] = shares(med[m], y[te][m])
         bins[name] = row
+    # A graph among the training models' was fitted to its timings; any other graph is the GCN's guess.
+    keys = table1.canonical_keys()
+    seen = np.isin(keys[te], keys[tr])
+    by_graph = {
+        name: {
+            "models": int(m.sum()),
+            "vs_own_timing": shares(pred[m], y[te][m]),
+            "log_error_sd_pct": round(100 * float(np.std(np.log(pred[m] / y[te][m]))), 2),
+        }
+        for name, m in (("in training", seen), ("not in training", ~seen))
+    }
     return {
         "device": device,
         "seed": seed,
@@ -97,6 +108,7 @@ def run_unit(device: str, seed: int) -> dict[str, Any]:
         "n_test": int(te.size),
         "all_test_models": shares(pred, y[te]),
         "bins": bins,
+        "by_training_graph": by_graph,
         "seconds": round(time.perf_counter() - start, 1),
     }
 
@@ -209,7 +221,31 @@ def render_md(summary: dict[str, Any]) -> str:
                 f"| {u['device']} | {u['seed']} | {name} | {row['models']} | {_fmt(row['vs_own_timing'])} |"
                 f" {_fmt(row.get('vs_twins_median'))} | {_fmt(row.get('twins_median_vs_own_timing'))} |"
             )
-    return "\n".join([*lines, *_deviation_md(summary.get("twin_deviations", {}))]) + "\n"
+    return "\n".join([*lines, *_seen_md(summary["units"]), *_deviation_md(summary.get("twin_deviations", {}))]) + "\n"
+
+
+def _seen_md(units: list[dict[str, Any]]) -> list[str]:
+    rows = [u for u in units if "by_training_graph" in u]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Graphs the GCN was trained on vs graphs it never saw",
+        "",
+        "The same units' test models split by whether their pruned graph is also a training model's (a twin was",
+        "trained on) or not. The GCN's own error is what its error sd adds on top of the timing noise",
+        "(`deviation sd` below).",
+        "",
+        "| device | split | graph | models | GCN vs own timing | log error sd (%) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for u in rows:
+        for name, row in u["by_training_graph"].items():
+            lines.append(
+                f"| {u['device']} | {u['seed']} | {name} | {row['models']} | {_fmt(row['vs_own_timing'])} "
+                f"| {row['log_error_sd_pct']:.2f} |"
+            )
+    return lines
 
 
 def _deviation_md(analysis: dict[str, Any]) -> list[str]:

@@ -42,3 +42,28 @@ def test_adjusted_r2_separates_an_explaining_feature_from_noise() -> None:
     # each edge of the unpruned cell one-hot (6 x 5) and the index: one row per NB201 cell
     feats = noise.raw_cell_features()
     assert feats.shape == (15625, 31) and (feats[:, :30].sum(1) == 6).all()
+
+
+def test_noise_summary_splits_test_models_by_whether_their_graph_was_trained_on() -> None:
+    noise = load_script("table1_noise")
+    shares = {"within_1pct": 30.0, "within_5pct": 90.4, "within_10pct": 99.0}
+    unit = {
+        "device": "dev",
+        "seed": 0,
+        "n_test": 12,
+        "all_test_models": shares,
+        "bins": {},
+        "by_training_graph": {
+            "in training": {"models": 7, "vs_own_timing": shares, "log_error_sd_pct": 3.08},
+            "not in training": {
+                "models": 5,
+                "vs_own_timing": {**shares, "within_5pct": 79.2},
+                "log_error_sd_pct": 4.55,
+            },
+        },
+    }
+    old_unit = {k: v for k, v in unit.items() if k != "by_training_graph"}  # units from before the split
+    text = noise.render_md({"units": [unit, old_unit]})
+    assert "| dev | 0 | in training | 7 | 30.0 / 90.4 / 99.0 | 3.08 |" in text
+    assert "| dev | 0 | not in training | 5 | 30.0 / 79.2 / 99.0 | 4.55 |" in text
+    assert "not in training" not in noise.render_md({"units": [old_unit]})
