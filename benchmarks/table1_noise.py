@@ -4,8 +4,8 @@ LatBench timed every NB201 cell separately, also cells whose pruned graphs are i
 network), and those timings differ: the noise floor of ``table1_latency.py``. This benchmark splits a
 predictor's misses into its own error and that timing noise. For each 900/100 split and device it trains
 the ``prior`` GCN of ``table1_latency.py`` (the same split, recipe and seed as that unit, but a separate
-training run: thread settings and TF versions change its ±5% share, on 9 of the 12 units by under 1 point,
-on the i7 split 0 by 2, on the GTX 1080 Ti and EdgeTPU split 1 by 4) and scores its test predictions three
+training run: thread settings and TF versions change its ±5% share, on 10 of the 12 units by under 1 point,
+on the Jetson Nano fp32 split 1 by 2.7 and the EdgeTPU split 1 by 2.2) and scores its test predictions three
 ways, by identical-graph group size:
 
 * ``vs own timing``: Table 1's score, the prediction against the model's own timing;
