@@ -420,13 +420,12 @@ def summarise() -> dict[str, Any]:
         mine = [u for u in units if u["device"] == info.name]
         if not mine:
             continue
+        measured = np.asarray(table.column(info.name), dtype=np.float64)
         entry: dict[str, Any] = {
             "in_paper": info.in_paper,
-            "ceiling": ceiling(np.asarray(table.column(info.name), dtype=np.float64)),
-            "ceiling_heldout": heldout_ceiling(np.asarray(table.column(info.name), dtype=np.float64)),
-            "ceiling_heldout_4": heldout_ceiling(
-                np.asarray(table.column(info.name), dtype=np.float64), min_twins=ORACLE_MIN_TWINS
-            ),
+            "ceiling": ceiling(measured),
+            "ceiling_heldout": heldout_ceiling(measured),
+            "ceiling_heldout_4": heldout_ceiling(measured, min_twins=ORACLE_MIN_TWINS),
             "sizes": {},
         }
         for n in sorted({u["n_train"] for u in mine}, reverse=True):
