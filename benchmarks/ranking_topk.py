@@ -62,8 +62,8 @@ FINDINGS = [
     "70.0 and the fine-tuned GCN predicts 74.3, above every trained model (71.2 at most). A regression predictor",
     "extrapolates to a graph family it has no label for. With 100 and 200 models `distilled`'s largest top-10 gap",
     "is 2.88 and 0.78 points.",
-    "That collapse is one training outcome, not the draw's: three later reruns of the same unit, same code and",
-    "command, gave a best pick at true rank 1,152 (1 TF thread, twice) and 2,222 (2 threads), top-10 gap 2.88 each",
+    "That collapse is one training outcome, not the draw's: three later reruns of the same unit with the same code",
+    "gave a best pick at true rank 1,152 (1 TF thread, twice) and 2,222 (2 threads), top-10 gap 2.88 each",
     "(the structural teacher's own gap on that draw). The thread setting changes the float reduction order, and a",
     "long training ends elsewhere. The committed unit is kept as measured.",
 ]
