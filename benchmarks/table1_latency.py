@@ -207,6 +207,99 @@ def heldout_ceiling(y: np.ndarray, min_twins: int = 1) -> dict[str, Any]:
     return out
 
 
+# The latency-matched estimate of a perfect predictor's share over *all* measured models. Relative timing
+# noise depends on the network's latency (on the Jetson Nano fp32 the slowest networks scatter most), and the
+# well-twinned networks are mostly fast ones while the networks without a twin are mostly slow, so the
+# held-out ceiling of the twinned models says little about the others. Noise is estimated per latency bin from
+# the models with MATCHED_MIN_TWINS[k]+ twins and carried over to every model of that bin; the estimate at two
+# twin thresholds shows how much it depends on which twins estimate the noise. (With 2+ twins one twin's timing
+# is as noisy as the model's and the estimate reads low; with 16+ the slow bins, where most models without a
+# twin lie, have almost no estimating models on some devices.)
+MATCHED_MIN_TWINS = (4, 8)
+MATCHED_BINS = 10
+# A bin estimated from fewer models than this borrows the rate of the nearest populated bin below it.
+MATCHED_MIN_MODELS = 30
+
+
+def window_point(timings: np.ndarray, tol: float) -> float:
+    """The value that puts the most of ``timings`` within ±tol of it (|value / t - 1| <= tol): the best a
+    single prediction can do on the ±tol share when timings are skewed. Among equally good windows, the one
+    nearest the median."""
+    t = np.sort(np.asarray(timings, dtype=np.float64))
+    # A window [lo, lo * (1 + tol) / (1 - tol)] holds every timing within ±tol of lo * (1 + tol).
+    inside = np.searchsorted(t, t * (1.0 + tol) / (1.0 - tol) * (1.0 + 1e-12), side="right") - np.arange(t.size)
+    best = np.flatnonzero(inside == inside.max())
+    points = t[best] * (1.0 + tol)
+    return float(points[np.argmin(np.abs(np.log(points / np.median(t))))])
+
+
+def twins_window_points(y: np.ndarray, models: np.ndarray, tol: float) -> np.ndarray:
+    """``window_point`` of each model's identical-graph twins' timings, its own left out (NaN without a twin)."""
+    keys = canonical_keys()
+    members: dict[str, list[int]] = {}
+    for i in np.flatnonzero(np.isfinite(y)):
+        members.setdefault(keys[i], []).append(int(i))
+    out = np.full(models.size, np.nan)
+    for k, m in enumerate(models):
+        others = [j for j in members.get(keys[m], []) if j != m]
+        if others:
+            out[k] = window_point(y[others], tol)
+    return out
+
+
+def matched_ceilings(
+    y: np.ndarray,
+    min_twins: tuple[int, ...] = MATCHED_MIN_TWINS,
+    bins: int = MATCHED_BINS,
+    min_models: int = MATCHED_MIN_MODELS,
+) -> list[dict[str, Any]]:
+    """Estimated share of all measured models a perfect graph-level predictor puts within ±x% of their
+    timing, once per twin threshold in ``min_twins``.
+
+    Bins are quantiles of all measured log latencies. A model with enough measured twins is predicted from
+    its twins' timings alone (its own left out), in two ways: their median, and the value that puts the most
+    of them within ±x% (``window_point``; better where timings are skewed, as on the EdgeTPU). It is binned
+    by its twins' median (the network's latency), so that an outlying timing does not land in an extreme bin.
+    Each bin's hit rate is given to every measured model in the bin by its own timing (the only latency a
+    model without a twin has) and averaged over all measured models; the estimate is the higher of the two
+    ways'.
+    """
+    idx = np.flatnonzero(np.isfinite(y))
+    own = np.log(y[idx])
+    med, count = twins_medians(y, idx)
+    edges = np.quantile(own, np.linspace(0.0, 1.0, bins + 1))[1:-1]
+    all_bin = np.searchsorted(edges, own, side="right")
+    # Predictions from the twins, computed once for the lowest threshold's models.
+    pool = count >= min(min_twins)
+    points = {"median": {tol: med[pool] for tol in TOLERANCES}}
+    points["window"] = {tol: twins_window_points(y, idx[pool], tol) for tol in TOLERANCES}
+    out = []
+    for threshold in min_twins:
+        est = count[pool] >= threshold
+        est_bin = np.searchsorted(edges, np.log(med[pool][est]), side="right")
+        models = np.bincount(est_bin, minlength=bins)
+        if models.max(initial=0) < min_models:
+            raise ValueError(f"no latency bin has {min_models} models with {threshold}+ twins to estimate noise from")
+        # Bins with too few estimating models borrow the nearest populated bin's rate (below first).
+        others = lambda b: (*range(b - 1, -1, -1), *range(b + 1, bins))  # noqa: E731
+        source = [
+            b if models[b] >= min_models else next(j for j in others(b) if models[j] >= min_models) for b in range(bins)
+        ]
+        entry: dict[str, Any] = {"min_twins": threshold, "bins": bins, "estimating_models": int(est.sum())}
+        for tol in TOLERANCES:
+            key = f"within_{round(tol * 100)}pct"
+            by_point = {}
+            for point, preds in points.items():
+                hit = np.abs(preds[tol][est] / y[idx][pool][est] - 1.0) <= tol + 1e-12  # metrics.within's convention
+                rate = (np.bincount(est_bin, weights=hit, minlength=bins) / np.maximum(models, 1))[source]
+                by_point[point] = float(100.0 * rate[all_bin].mean())
+            entry[key] = max(by_point.values())
+            entry[f"{key}_by_point"] = {k: round(v, 2) for k, v in by_point.items()}
+        entry["bin_models"] = [int(m) for m in models]
+        out.append(entry)
+    return out
+
+
 def score(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     out = metrics.within_shares(pred, true, TOLERANCES)
     out.update(
@@ -426,6 +519,7 @@ def summarise() -> dict[str, Any]:
             "ceiling": ceiling(measured),
             "ceiling_heldout": heldout_ceiling(measured),
             "ceiling_heldout_4": heldout_ceiling(measured, min_twins=ORACLE_MIN_TWINS),
+            "ceiling_matched": matched_ceilings(measured),
             "sizes": {},
         }
         for n in sorted({u["n_train"] for u in mine}, reverse=True):
@@ -437,21 +531,17 @@ def summarise() -> dict[str, Any]:
             sized["best"] = best_vs_ceiling(sized, entry["ceiling"], info.in_paper and n == 900)
             if sized["best"] is not None:
                 best = sized[sized["best"]["method"]]
-                oracle = entry["ceiling_heldout_4"]
                 sized["best"].update(
                     {
                         f"gap_heldout_{k}": entry["ceiling_heldout"][f"within_{k}"] - best[f"within_{k}"]["mean"]
                         for k in ("5pct", "10pct")
                     }
                 )
-                # Where the target applies: does it ask for more than a perfect predictor scores on well-twinned
-                # models?
-                sized["best"]["target_above_oracle"] = (
+                # Where the target applies: does it ask for more than a perfect predictor scores (every estimate)?
+                sized["best"]["target_above_perfect"] = (
                     None
                     if sized["best"]["target_met"] is None
-                    else any(
-                        entry["ceiling"][f"within_{k}"] - TARGET_GAPS[k] > oracle[f"within_{k}"] for k in TARGET_GAPS
-                    )
+                    else target_above_perfect(entry["ceiling"], entry["ceiling_matched"])
                 )
             per_split = {u["seed"]: u for u in mine if u["n_train"] == n}  # baselines depend on the split only
             for method in ("layerwise", "flops"):
@@ -460,6 +550,12 @@ def summarise() -> dict[str, Any]:
             entry["sizes"][str(n)] = sized
         out["devices"][info.name] = entry
     return out
+
+
+def target_above_perfect(ceil: dict[str, Any], perfect: list[dict[str, Any]]) -> bool:
+    """Whether the target's share (the issue's ceiling less the allowed gap) lies above every estimate of a
+    perfect predictor's share, at ±5% or at ±10%: then no predictor of the graph can be expected to meet it."""
+    return any(ceil[f"within_{k}"] - gap > max(p[f"within_{k}"] for p in perfect) for k, gap in TARGET_GAPS.items())
 
 
 def best_vs_ceiling(sized: dict[str, Any], ceil: dict[str, Any], has_target: bool) -> dict[str, Any] | None:
@@ -533,6 +629,15 @@ def render_md(summary: dict[str, Any]) -> str:
         f"* Ceiling, held-out, {ORACLE_MIN_TWINS}+ twins: the same over the models with {ORACLE_MIN_TWINS} or more "
         "measured twins, whose",
         "  median is close to the network's own latency: what a perfect predictor scores on them.",
+        "* Ceiling, latency-matched, k+ twins: an estimate of what a perfect predictor scores on *all* measured",
+        "  models. Relative timing noise depends on the network's latency, and the networks without a twin are",
+        "  mostly slow ones, so the held-out ceilings of the twinned (mostly fast) networks do not carry over. Each",
+        "  k+-twin model is predicted from its twins' timings alone, by their median and by the value that puts",
+        "  the most of them within ±x% (better where timings are skewed: EdgeTPU timings pile up at a floor). Per",
+        "  latency decile (models binned by their twins' median), each way's share within ±x% is given to every",
+        "  measured model of the decile (binned by its own timing) and averaged; the better way counts. Deciles",
+        f"  with fewer than {MATCHED_MIN_MODELS} such models borrow the nearest populated decile below. An estimate,",
+        "  not a bound.",
         "",
         "Produced by `python benchmarks/table1_latency.py --summary`; units in `benchmarks/results/table1/`.",
         "The number of splits differs between rows (column `seeds`): rows with fewer than 10 are unfinished.",
@@ -563,8 +668,12 @@ def render_md(summary: dict[str, Any]) -> str:
                 f"| {name} | {n} | ceiling | – | {c['within_1pct']:.1f} | {c['within_5pct']:.1f} "
                 f"| {c['within_10pct']:.1f} | – |"
             )
-            for key, label in (("ceiling_heldout", "held-out twins"), ("ceiling_heldout_4", "held-out, 4+ twins")):
-                h = entry.get(key)
+            heldout = [
+                (entry.get("ceiling_heldout"), "held-out twins"),
+                (entry.get("ceiling_heldout_4"), "held-out, 4+ twins"),
+            ]
+            matched = [(m, f"latency-matched, {m['min_twins']}+ twins") for m in entry.get("ceiling_matched", [])]
+            for h, label in heldout + matched:
                 if h:
                     lines.append(
                         f"| {name} | {n} | ceiling, {label} | – | {h['within_1pct']:.1f} | {h['within_5pct']:.1f} "
@@ -585,20 +694,25 @@ def render_md(summary: dict[str, Any]) -> str:
         "Gaps to the held-out-twin ceiling (negative: the predictor scores above it) are shown beside them;",
         "the target is read against the issue's ceiling. `table1_noise.md` splits the GCN's misses into its own",
         "error (against the median of each model's twins) and the timing noise (`benchmarks/table1_noise.py`).",
-        f"The last columns: what a perfect predictor scores on the models with {ORACLE_MIN_TWINS}+ twins (the held-out "
-        f"{ORACLE_MIN_TWINS}+ twins",
-        "ceiling), and whether the target's share (the issue's ceiling less the allowed gap) is above it at ±5% or",
-        "±10%. Where it is, meeting the target needs a higher share on the other models (0-3 twins) than a",
-        "perfect predictor gets on these.",
+        "The last columns: what a perfect predictor scores on all measured models (the latency-matched ceilings,",
+        f"estimated from the models with {' and '.join(f'{m}+' for m in MATCHED_MIN_TWINS)} twins: the range of the "
+        "estimates), and whether the",
+        "target's share (the issue's ceiling less the allowed gap) is above every estimate at ±5% or ±10%. Where it",
+        "is, no predictor of the graph can be expected to meet the target: the timings scatter too much.",
         "",
         "| device | n | best variant | seeds | ±5% (ceiling) | gap ±5 | ±10% (ceiling) | gap ±10 | target met "
-        f"| held-out gap ±5 / ±10 | perfect predictor, {ORACLE_MIN_TWINS}+ twins, ±5 / ±10 | target above it |",
+        "| held-out gap ±5 / ±10 | perfect predictor, all models (est.), ±5 / ±10 | target above it |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for device, entry in summary["devices"].items():
         c = entry["ceiling"]
         name = f"**{device}**" if entry["in_paper"] else device
-        o = entry["ceiling_heldout_4"]
+        perfect = entry["ceiling_matched"]
+
+        def span(key: str, perfect: list[dict[str, Any]] = perfect) -> str:
+            lo, hi = min(p[key] for p in perfect), max(p[key] for p in perfect)
+            return f"{lo:.1f}" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}–{hi:.1f}"
+
         for n, s in entry["sizes"].items():
             b = s.get("best")
             if not b:
@@ -611,8 +725,8 @@ def render_md(summary: dict[str, Any]) -> str:
                 f"| {r['within_5pct']['mean']:.1f} ({c['within_5pct']:.1f}) | {b['gap_5pct']:.1f} "
                 f"| {r['within_10pct']['mean']:.1f} ({c['within_10pct']:.1f}) | {b['gap_10pct']:.1f} | {met} "
                 f"| {b.get('gap_heldout_5pct', float('nan')):.1f} / {b.get('gap_heldout_10pct', float('nan')):.1f} "
-                f"| {o['within_5pct']:.1f} / {o['within_10pct']:.1f} "
-                f"| {verdict[b.get('target_above_oracle')]} |"
+                f"| {span('within_5pct')} / {span('within_10pct')} "
+                f"| {verdict[b.get('target_above_perfect')]} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -89,3 +89,45 @@ def test_ensemble_members_use_successive_training_seeds_and_combine_geometricall
         singles.append(model.predict(data[2][0], data[2][1]))
     assert not np.allclose(singles[0], singles[1])  # the seeds really differ
     np.testing.assert_allclose(pred, np.sqrt(singles[0] * singles[1]), rtol=1e-4)
+
+
+def test_window_point_finds_the_densest_window_of_skewed_timings() -> None:
+    bench = load_script("table1_latency")
+    timings = np.array([10.0, 10.0, 10.0, 10.0, 11.2, 11.4, 11.6, 12.5, 13.0])  # a floor at 10, a tail above
+
+    def hits(point: float) -> int:
+        return int(np.sum(np.abs(point / timings - 1.0) <= 0.05 + 1e-12))
+
+    point = bench.window_point(timings, 0.05)
+    assert point == pytest.approx(10.5)
+    assert hits(point) == 4 and hits(float(np.median(timings))) == 3  # the median (11.2) catches fewer
+
+
+def test_matched_ceiling_carries_each_latency_bins_noise_to_the_models_without_twins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bench = load_script("table1_latency")
+    # A: a fast network timed 5 times, no scatter; B: a slow one, one of its 5 timings 30% off; the rest are
+    # networks timed once: two fast, four slow.
+    keys = np.array(["A"] * 5 + ["B"] * 5 + ["G", "C", "D", "E", "F", "H"])
+    y = np.array([1.0] * 5 + [10.0, 10.0, 10.0, 10.0, 13.0] + [1.1, 9.0, 11.0, 12.0, 14.0, 15.0])
+    monkeypatch.setattr(bench, "canonical_keys", lambda: keys)
+    (est,) = bench.matched_ceilings(y, min_twins=(4,), bins=2, min_models=1)
+    # The fast bin (A, G, C) scores 100%, the slow bin (B, D, E, F, H) B's 80%: weighted by all 16 models.
+    assert est["bin_models"] == [5, 5] and est["estimating_models"] == 10
+    assert est["within_5pct"] == pytest.approx(100 * (7 + 9 * 0.8) / 16)
+    assert set(est["within_5pct_by_point"]) == {"median", "window"}
+    # Only the twinned models count in the held-out ceiling: blind to where the untwinned models lie.
+    assert bench.heldout_ceiling(y, min_twins=4)["within_5pct"] == pytest.approx(90.0)
+    with pytest.raises(ValueError, match="no latency bin has 6 models with 4\\+ twins"):
+        bench.matched_ceilings(y, min_twins=(4,), bins=2, min_models=6)
+
+
+def test_target_above_perfect_only_when_above_every_estimate() -> None:
+    bench = load_script("table1_latency")
+    ceil = {"within_5pct": 90.0, "within_10pct": 96.0}  # target shares: 87 and 95
+    assert bench.target_above_perfect(ceil, [{"within_5pct": 86.0, "within_10pct": 99.0}])
+    assert not bench.target_above_perfect(
+        ceil, [{"within_5pct": 86.0, "within_10pct": 99.0}, {"within_5pct": 88.0, "within_10pct": 99.0}]
+    )
+    assert bench.target_above_perfect(ceil, [{"within_5pct": 99.0, "within_10pct": 94.5}])
