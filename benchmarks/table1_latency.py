@@ -36,8 +36,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -168,21 +169,28 @@ def distinct_rows(idx: np.ndarray) -> np.ndarray:
     return idx[np.sort(first)]
 
 
-def twins_medians(y: np.ndarray, models: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each of ``models``: the median of its identical-graph twins' timings, its own left out (NaN
+def twins_statistic(
+    y: np.ndarray, models: np.ndarray, statistic: Callable[[np.ndarray], float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``models``: ``statistic`` of its identical-graph twins' timings, its own left out (NaN
     without a measured twin), and its number of measured twins."""
     keys = canonical_keys()
     members: dict[str, list[int]] = {}
     for i in np.flatnonzero(np.isfinite(y)):
         members.setdefault(keys[i], []).append(int(i))
-    med = np.full(models.size, np.nan)
+    value = np.full(models.size, np.nan)
     count = np.zeros(models.size, dtype=int)
     for k, m in enumerate(models):
         others = [j for j in members.get(keys[m], []) if j != m]
         count[k] = len(others)
         if others:
-            med[k] = float(np.median(y[others]))
-    return med, count
+            value[k] = float(statistic(y[others]))
+    return value, count
+
+
+def twins_medians(y: np.ndarray, models: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``models``: the median of its twins' timings, its own left out, and its number of twins."""
+    return twins_statistic(y, models, np.median)
 
 
 # Twins a model needs for the second held-out ceiling: with 4 or more, their median is close to the
@@ -233,20 +241,6 @@ def window_point(timings: np.ndarray, tol: float) -> float:
     return float(points[np.argmin(np.abs(np.log(points / np.median(t))))])
 
 
-def twins_window_points(y: np.ndarray, models: np.ndarray, tol: float) -> np.ndarray:
-    """``window_point`` of each model's identical-graph twins' timings, its own left out (NaN without a twin)."""
-    keys = canonical_keys()
-    members: dict[str, list[int]] = {}
-    for i in np.flatnonzero(np.isfinite(y)):
-        members.setdefault(keys[i], []).append(int(i))
-    out = np.full(models.size, np.nan)
-    for k, m in enumerate(models):
-        others = [j for j in members.get(keys[m], []) if j != m]
-        if others:
-            out[k] = window_point(y[others], tol)
-    return out
-
-
 def matched_ceilings(
     y: np.ndarray,
     min_twins: tuple[int, ...] = MATCHED_MIN_TWINS,
@@ -272,7 +266,7 @@ def matched_ceilings(
     # Predictions from the twins, computed once for the lowest threshold's models.
     pool = count >= min(min_twins)
     points = {"median": {tol: med[pool] for tol in TOLERANCES}}
-    points["window"] = {tol: twins_window_points(y, idx[pool], tol) for tol in TOLERANCES}
+    points["window"] = {tol: twins_statistic(y, idx[pool], partial(window_point, tol=tol))[0] for tol in TOLERANCES}
     out = []
     for threshold in min_twins:
         est = count[pool] >= threshold
