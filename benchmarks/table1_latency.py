@@ -89,7 +89,9 @@ VARIANTS: dict[str, tuple[TrainConfig, str | None]] = {
 # (89.5); the best factor in hindsight gains at most 0.6. Kernel ridge (RBF) on the structural path descriptors
 # (`predictors.structural`) and the flat encoding over the layer-wise prior: Jetson Nano fp32 78-85 over a grid;
 # its geometric blend with `prior` (weight 0.25) 86.5 (86.1), no more than `prior_ens3` gains. A mode-seeking
-# Welsch loss (scale 0.1 standard deviations) from a fresh start: no ±10% hit at all (gradients vanish).
+# Welsch loss (scale 0.1 standard deviations) from a fresh start, Jetson Nano fp32 and EdgeTPU: early stopping
+# after 36 epochs at a useless fit (0% within ±10%); not pursued, as a perfect predictor gains from a mode
+# rather than the median only on the EdgeTPU (`matched_ceilings`), and not up to its target there.
 # Ensembles, as (base variant, members): member k trains the base recipe with training seed k (member 0 is
 # the base variant's own run on the split); the prediction is the geometric mean of the members'.
 ENSEMBLE_VARIANTS: dict[str, tuple[str, int]] = {"prior_ens3": ("prior", 3)}
