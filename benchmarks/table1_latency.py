@@ -86,12 +86,18 @@ VARIANTS: dict[str, tuple[TrainConfig, str | None]] = {
 # Also tried on split 0 with ad-hoc scripts, not adopted (±5% share; `prior` retrained in the same run in
 # brackets): one log-scale factor on the predictions, fitted on the training + validation models to maximise
 # the ±5% share: Jetson Nano fp32 85.5 (86.1), EdgeTPU 72.7 (72.7), Hexagon 690 84.4 (84.1), Adreno 612 89.4
-# (89.5); the best factor in hindsight gains at most 0.6. Kernel ridge (RBF) on the structural path descriptors
+# (89.5); the best factor in hindsight gains at most 0.6. Each test model's prediction shrunk towards the mean log
+# timing of its identical-graph twins among the labelled models (weights k : m for k twins, m = 1-16): Jetson Nano
+# fp32 85.9-86.2 (86.1), EdgeTPU 70.8-72.8 (72.7); the GCN already fits the few labelled twins a graph has.
+# Kernel ridge (RBF) on the structural path descriptors
 # (`predictors.structural`) and the flat encoding over the layer-wise prior: Jetson Nano fp32 78-85 over a grid;
 # its geometric blend with `prior` (weight 0.25) 86.5 (86.1), no more than `prior_ens3` gains. A mode-seeking
 # Welsch loss (scale 0.1 standard deviations) from a fresh start, Jetson Nano fp32 and EdgeTPU: early stopping
 # after 36 epochs at a useless fit (0% within ±10%); not pursued, as a perfect predictor gains from a mode
 # rather than the median only on the EdgeTPU (`matched_ceilings`), and not up to its target there.
+# Per-node FLOPs features (the issue's suggestion) are not a variant: in NB201 a node's FLOPs depend only on its
+# operation (every cell of a network is the same, stage by stage), so that column is a fixed linear combination of
+# the one-hot operation columns, which the first graph convolution's weights (H W) already span.
 # Ensembles, as (base variant, members): member k trains the base recipe with training seed k (member 0 is
 # the base variant's own run on the split); the prediction is the geometric mean of the members'.
 ENSEMBLE_VARIANTS: dict[str, tuple[str, int]] = {"prior_ens3": ("prior", 3)}
