@@ -256,6 +256,17 @@ def window_point(timings: np.ndarray, tol: float) -> float:
     return float(points[np.argmin(np.abs(np.log(points / np.median(t))))])
 
 
+def rate_sources(models: np.ndarray, min_models: int) -> list[int]:
+    """For each bin, the bin whose rate it uses: itself with ``min_models`` estimating models or more, else the
+    nearest such bin, below first."""
+    bins = len(models)
+
+    def nearest(b: int) -> int:
+        return next(j for j in (*range(b - 1, -1, -1), *range(b + 1, bins)) if models[j] >= min_models)
+
+    return [b if models[b] >= min_models else nearest(b) for b in range(bins)]
+
+
 def matched_ceilings(
     y: np.ndarray,
     min_twins: tuple[int, ...] = MATCHED_MIN_TWINS,
@@ -280,6 +291,7 @@ def matched_ceilings(
     all_bin = np.searchsorted(edges, own, side="right")
     # Predictions from the twins, computed once for the lowest threshold's models.
     pool = count >= min(min_twins)
+    timing = y[idx][pool]
     points = {"median": {tol: med[pool] for tol in TOLERANCES}}
     points["window"] = {tol: twins_statistic(y, idx[pool], partial(window_point, tol=tol))[0] for tol in TOLERANCES}
     out = []
@@ -289,17 +301,13 @@ def matched_ceilings(
         models = np.bincount(est_bin, minlength=bins)
         if models.max(initial=0) < min_models:
             raise ValueError(f"no latency bin has {min_models} models with {threshold}+ twins to estimate noise from")
-        # Bins with too few estimating models borrow the nearest populated bin's rate (below first).
-        others = lambda b: (*range(b - 1, -1, -1), *range(b + 1, bins))  # noqa: E731
-        source = [
-            b if models[b] >= min_models else next(j for j in others(b) if models[j] >= min_models) for b in range(bins)
-        ]
+        source = rate_sources(models, min_models)
         entry: dict[str, Any] = {"min_twins": threshold, "bins": bins, "estimating_models": int(est.sum())}
         for tol in TOLERANCES:
             key = f"within_{round(tol * 100)}pct"
             by_point = {}
             for point, preds in points.items():
-                hit = np.abs(preds[tol][est] / y[idx][pool][est] - 1.0) <= tol + 1e-12  # metrics.within's convention
+                hit = np.abs(preds[tol][est] / timing[est] - 1.0) <= tol + 1e-12  # metrics.within's convention
                 rate = (np.bincount(est_bin, weights=hit, minlength=bins) / np.maximum(models, 1))[source]
                 by_point[point] = float(100.0 * rate[all_bin].mean())
             entry[key] = max(by_point.values())

@@ -131,3 +131,9 @@ def test_target_above_perfect_only_when_above_every_estimate() -> None:
         ceil, [{"within_5pct": 86.0, "within_10pct": 99.0}, {"within_5pct": 88.0, "within_10pct": 99.0}]
     )
     assert bench.target_above_perfect(ceil, [{"within_5pct": 99.0, "within_10pct": 94.5}])
+
+
+def test_sparse_latency_bins_borrow_the_nearest_populated_bin_below_first() -> None:
+    bench = load_script("table1_latency")
+    assert bench.rate_sources(np.array([40, 5, 50, 10, 0]), 30) == [0, 0, 2, 2, 2]
+    assert bench.rate_sources(np.array([0, 3, 30]), 30) == [2, 2, 2]  # nothing below: the nearest above
